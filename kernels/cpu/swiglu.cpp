@@ -1,0 +1,1 @@
+// Placeholder: implemented by the kernels work in progress (see kernels/ops.h).

@@ -1,0 +1,1 @@
+# tests of this part: stepwise_test(... LABELS main SOURCES ... LIBS stepwise_data)

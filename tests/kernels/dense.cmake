@@ -1,0 +1,1 @@
+# kernel tests of this part: stepwise_test(... LABELS main SOURCES ... LIBS stepwise_kernels)

@@ -1,0 +1,8 @@
+// Placeholder: the subcommands of this file are work in progress.
+#include "cli/commands.h"
+
+namespace stepwise::cli {
+
+void register_data_commands(CLI::App& data) { (void)data; }
+
+}  // namespace stepwise::cli

@@ -1,0 +1,14 @@
+// Registration of the CLI's subcommands: each cmd_*.cpp adds its subcommands to the app (or to a group).
+// Handlers throw stepwise::Error for bad input; main() prints "error: <message>" and exits with code 2.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace stepwise::cli {
+
+void register_data_commands(CLI::App& data);         // data generate, data stats        (cmd_data.cpp)
+void register_data_import_command(CLI::App& data);   // data import                      (cmd_data_import.cpp)
+void register_tokenizer_commands(CLI::App& app);     // tokenizer train|encode|decode    (cmd_tokenizer.cpp)
+void register_model_commands(CLI::App& app);         // model info                       (cmd_model.cpp)
+void register_train_commands(CLI::App& app);         // train, plot, bench train         (cmd_train.cpp)
+
+}  // namespace stepwise::cli
