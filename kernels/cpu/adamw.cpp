@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/optim.h"
 
 namespace stepwise::cpu {
@@ -25,7 +26,7 @@ void adamw_update(const AdamWParams& p) {
   const float bias1 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta1), step));  // 1 - b1^step
   const float bias2 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta2), step));  // 1 - b2^step
   const float b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps, wd = p.weight_decay;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (parallel : parallel_worth(p.n)) schedule(static)
   for (int64_t i = 0; i < p.n; ++i) {
     const float g = p.grad[i];
     const float m = b1 * p.m[i] + (1.0f - b1) * g;
@@ -44,7 +45,7 @@ double sum_squares(const float* x, int64_t n) {
   constexpr int64_t kBlock = int64_t(1) << 16;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(blocks);  // (blocks)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(n)) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t end = std::min(n, (b + 1) * kBlock);
     double s = 0;
@@ -60,7 +61,7 @@ void scale_inplace(float* x, int64_t n, float s) {
   require_nonnegative(n, "scale_inplace", "n");
   if (n == 0) return;
   require_pointer(x, "scale_inplace", "x");
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (parallel : parallel_worth(n)) schedule(static)
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
@@ -69,7 +70,7 @@ bool all_finite(const float* x, int64_t n) {
   if (n == 0) return true;
   require_pointer(x, "all_finite", "x");
   int finite = 1;
-#pragma omp parallel for reduction(& : finite) schedule(static)
+#pragma omp parallel for if (parallel_worth(n)) reduction(& : finite) schedule(static)
   for (int64_t i = 0; i < n; ++i) finite &= std::isfinite(x[i]) ? 1 : 0;
   return finite != 0;
 }

@@ -1,5 +1,6 @@
 // CPU reference of the residual add y += x over n elements (OpenMP over contiguous blocks).
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/dense.h"
 
 namespace stepwise::cpu {
@@ -10,7 +11,7 @@ void add_inplace(T* y, const T* x, int64_t n) {
   if (n == 0) return;
   require_pointer(y, "add_inplace", "y");
   require_pointer(x, "add_inplace", "x");
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (parallel : parallel_worth(n)) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/dense.h"
 
 namespace stepwise::cpu {
@@ -24,7 +25,7 @@ void embedding_forward(const EmbeddingParams<T>& p) {
   if (p.N == 0 || p.C == 0) return;
   require_pointer(p.out, "embedding_forward", "out");
   require_pointer(p.table, "embedding_forward", "table");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * p.C)) schedule(static)
   for (int64_t n = 0; n < p.N; ++n)  // out[n] (C) = table[ids[n]] (C)
     std::memcpy(p.out + n * p.C, p.table + static_cast<int64_t>(p.ids[n]) * p.C, sizeof(T) * p.C);
 }
@@ -37,7 +38,7 @@ void embedding_backward(const EmbeddingParams<T>& p) {
   require_pointer(p.dout, "embedding_backward", "dout");
   constexpr int64_t kBlock = 64;  // columns per task
   const int64_t blocks = (p.C + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * p.C)) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kBlock, c1 = std::min(p.C, c0 + kBlock);
     for (int64_t n = 0; n < p.N; ++n) {

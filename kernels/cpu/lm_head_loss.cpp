@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "cpu/gemm.h"
 #include "ops/loss.h"
 
@@ -68,7 +69,7 @@ void lm_head_loss_forward(const LmHeadLossParams<T>& p) {
     for (int64_t v0 = 0; v0 < p.V; v0 += chunk) {
       const int64_t cw = std::min(chunk, p.V - v0);
       chunk_logits(p, r0, rows, v0, cw, logits.data());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(rows * cw)) schedule(static)
       for (int64_t i = 0; i < rows; ++i) {
         const T* row = logits.data() + i * cw;  // (cw)
         const T chunk_max = *std::max_element(row, row + cw);
@@ -103,7 +104,7 @@ void lm_head_loss_backward(const LmHeadLossParams<T>& p) {
     for (int64_t v0 = 0; v0 < p.V; v0 += chunk) {
       const int64_t cw = std::min(chunk, p.V - v0);
       chunk_logits(p, r0, rows, v0, cw, dlogits.data());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(rows * cw)) schedule(static)
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t n = r0 + i;
         T* row = dlogits.data() + i * cw;  // (cw)

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/dense.h"
 
 namespace stepwise::cpu {
@@ -26,7 +27,7 @@ void rmsnorm_forward(const RmsNormParams<T>& p) {
   if (p.N == 0) return;
   require_pointer(p.out, "rmsnorm_forward", "out");
   const int64_t C = p.C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * C)) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     const T* x = p.inp + n * C;  // (C)
     T* y = p.out + n * C;        // (C)
@@ -46,7 +47,7 @@ void rmsnorm_backward(const RmsNormParams<T>& p) {
   require_pointer(p.dinp, "rmsnorm_backward", "dinp");
   require_pointer(p.dweight, "rmsnorm_backward", "dweight");
   const int64_t C = p.C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * C)) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     const T* x = p.inp + n * C;   // (C)
     const T* g = p.dout + n * C;  // (C)
@@ -62,7 +63,7 @@ void rmsnorm_backward(const RmsNormParams<T>& p) {
   }
   constexpr int64_t kBlock = 64;  // columns per task
   const int64_t blocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * C)) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t c0 = b * kBlock, c1 = std::min(C, c0 + kBlock);
     for (int64_t n = 0; n < p.N; ++n) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/dense.h"
 
 namespace stepwise::cpu {
@@ -21,7 +22,7 @@ static void rope_rotate(const RopeParams<T>& p, double sign, const char* op) {
   const int64_t half = p.D / 2;
   std::vector<double> inv_freq(half);  // (D/2) theta^(-2i/D)
   for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(p.theta, -2.0 * static_cast<double>(i) / p.D);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(p.N * p.H * p.D))
   {
     std::vector<T> cos_a(half), sin_a(half);  // (D/2) per token, shared by its H heads
 #pragma omp for schedule(static)

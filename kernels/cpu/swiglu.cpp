@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/check.h"
+#include "cpu/parallel.h"
 #include "ops/dense.h"
 
 namespace stepwise::cpu {
@@ -27,7 +28,7 @@ void swiglu_forward(const SwigluParams<T>& p) {
   if (p.N == 0 || p.F == 0) return;
   require_pointer(p.out, "swiglu_forward", "out");
   const int64_t F = p.F;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * F)) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     const T* g = p.gate + n * F;  // (F)
     const T* u = p.up + n * F;    // (F)
@@ -44,7 +45,7 @@ void swiglu_backward(const SwigluParams<T>& p) {
   require_pointer(p.dgate, "swiglu_backward", "dgate");
   require_pointer(p.dup, "swiglu_backward", "dup");
   const int64_t F = p.F;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel_worth(p.N * F)) schedule(static)
   for (int64_t n = 0; n < p.N; ++n) {
     const T* g = p.gate + n * F;  // (F)
     const T* u = p.up + n * F;    // (F)
