@@ -35,17 +35,23 @@ bool AttentionTiling::fill_visibility(const TileRange& t, int64_t j0, int64_t nk
 }
 
 template <class T>
-static T masked_max(const T* s, const unsigned char* visible, int64_t n, bool all_visible) {
-  T best = -std::numeric_limits<T>::infinity();
+static inline T masked_max(const T* s, const unsigned char* visible, int64_t n, bool all_visible) {
+  constexpr T lowest = -std::numeric_limits<T>::infinity();
+  T best = lowest;
   if (all_visible) {
-    for (int64_t c = 0; c < n; ++c) best = std::max(best, s[c]);
+#pragma omp simd reduction(max : best)
+    for (int64_t c = 0; c < n; ++c) best = best > s[c] ? best : s[c];
   } else {
-    for (int64_t c = 0; c < n; ++c)
-      if (visible[c]) best = std::max(best, s[c]);
+#pragma omp simd reduction(max : best)
+    for (int64_t c = 0; c < n; ++c) {
+      const T x = visible[c] ? s[c] : lowest;
+      best = best > x ? best : x;
+    }
   }
   return best;
 }
 
+STEPWISE_VECTOR_CLONES
 float masked_row_max(const float* s, const unsigned char* visible, int64_t n, bool all_visible) {
   return masked_max(s, visible, n, all_visible);
 }
