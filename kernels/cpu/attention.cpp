@@ -2,6 +2,8 @@
 // saves only out and lse, backward recomputes the probabilities tile by tile from lse. All H query heads share one K
 // and one V head, so a query tile's H heads are one (rows = tile*H, D) matrix and every product is a BLAS GEMM.
 // q / out / dq (B, Tq, H, D) are already laid out that way: rows of tile [i0, i0+n) are contiguous, row = i*H + h.
+// Timing: OPENBLAS_CORETYPE=SkylakeX build/cpu-release/tests/kernels/test_kernels_moe --gtest_filter='*Timing*'
+// (B=1 T=1024 H=8 D=64 on 2 idle cores: fwd+bwd ~124 GFLOP/s of useful causal FLOPs, SGEMM 254 GFLOP/s).
 #include <omp.h>
 
 #include <algorithm>
