@@ -14,7 +14,7 @@
 #include "cpu/attention_tiles.h"
 #include "cpu/blas_threads.h"
 #include "cpu/gemm.h"
-#include "cpu/op_args.h"
+#include "cpu/check.h"
 #include "ops/attention.h"
 
 namespace stepwise::cpu {
@@ -23,21 +23,21 @@ namespace {
 
 template <class T>
 void check_attention(const AttentionParams<T>& p, const char* op) {
-  op_args::require_positive(p.B, op, "B");
-  op_args::require_positive(p.Tq, op, "Tq");
-  op_args::require_positive(p.Tk, op, "Tk");
-  op_args::require_positive(p.H, op, "H");
-  op_args::require_positive(p.D, op, "D");
-  op_args::require_nonnegative(p.q_offset, op, "q_offset");
+  require_positive(p.B, op, "B");
+  require_positive(p.Tq, op, "Tq");
+  require_positive(p.Tk, op, "Tk");
+  require_positive(p.H, op, "H");
+  require_positive(p.D, op, "D");
+  require_nonnegative(p.q_offset, op, "q_offset");
   if (p.q_offset + p.Tq > p.Tk)
-    op_args::fail(op, "q_offset + Tq = ", p.q_offset + p.Tq, " exceeds Tk = ", p.Tk,
+    kernel_fail(op, "q_offset + Tq = ", p.q_offset + p.Tq, " exceeds Tk = ", p.Tk,
                   " (queries must sit at cached positions)");
-  if (p.scale < 0 || !std::isfinite(p.scale)) op_args::fail(op, "scale = ", p.scale, " must be finite and >= 0");
-  op_args::require(p.q, op, "q");
-  op_args::require(p.k, op, "k");
-  op_args::require(p.v, op, "v");
-  op_args::require(p.out, op, "out");
-  op_args::require(p.lse, op, "lse");
+  if (p.scale < 0 || !std::isfinite(p.scale)) kernel_fail(op, "scale = ", p.scale, " must be finite and >= 0");
+  require_pointer(p.q, op, "q");
+  require_pointer(p.k, op, "k");
+  require_pointer(p.v, op, "v");
+  require_pointer(p.out, op, "out");
+  require_pointer(p.lse, op, "lse");
 }
 
 template <class T>
@@ -145,10 +145,10 @@ template <class T>
 void attention_backward(const AttentionParams<T>& p) {
   const char* op = "attention_backward";
   check_attention(p, op);
-  op_args::require(p.dout, op, "dout");
-  op_args::require(p.dq, op, "dq");
-  op_args::require(p.dk, op, "dk");
-  op_args::require(p.dv, op, "dv");
+  require_pointer(p.dout, op, "dout");
+  require_pointer(p.dq, op, "dq");
+  require_pointer(p.dk, op, "dk");
+  require_pointer(p.dv, op, "dv");
   const AttentionTiling tiling = tiling_of(p);
   const int64_t H = p.H, D = p.D, Tq = p.Tq, Tk = p.Tk;
   const int64_t items = p.B * tiling.query_tiles;

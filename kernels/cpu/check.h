@@ -20,6 +20,10 @@ inline void require_pointer(const void* ptr, const char* op, const char* field) 
   if (ptr == nullptr) kernel_fail(op, field, " is null");
 }
 
+inline void require_positive(int64_t value, const char* op, const char* field) {
+  if (value <= 0) kernel_fail(op, field, " = ", value, " must be positive");
+}
+
 inline void require_nonnegative(int64_t value, const char* op, const char* field) {
   if (value < 0) kernel_fail(op, field, " = ", value, " is negative");
 }

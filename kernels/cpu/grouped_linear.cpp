@@ -4,7 +4,7 @@
 // (BLAS single-threaded) at E=16, R=1536 uneven rows, I=512, O=1024 on 2 cores: equal within noise (~25 GFLOP/s
 // each on a loaded machine), so the simpler one: deterministic, no BLAS thread toggling, fine when one expert dominates.
 #include "cpu/gemm.h"
-#include "cpu/op_args.h"
+#include "cpu/check.h"
 #include "ops/moe.h"
 
 namespace stepwise::cpu {
@@ -13,15 +13,15 @@ namespace {
 
 template <class T>
 void check_grouped(const GroupedLinearParams<T>& p, const char* op) {
-  op_args::require_positive(p.E, op, "E");
-  op_args::require_positive(p.I, op, "I");
-  op_args::require_positive(p.O, op, "O");
-  op_args::require(p.offsets, op, "offsets");
-  op_args::require(p.weight, op, "weight");
-  if (p.offsets[0] != 0) op_args::fail(op, "offsets[0] = ", p.offsets[0], " must be 0");
+  require_positive(p.E, op, "E");
+  require_positive(p.I, op, "I");
+  require_positive(p.O, op, "O");
+  require_pointer(p.offsets, op, "offsets");
+  require_pointer(p.weight, op, "weight");
+  if (p.offsets[0] != 0) kernel_fail(op, "offsets[0] = ", p.offsets[0], " must be 0");
   for (int64_t e = 0; e < p.E; ++e)
     if (p.offsets[e + 1] < p.offsets[e])
-      op_args::fail(op, "offsets[", e + 1, "] = ", p.offsets[e + 1], " < offsets[", e, "] = ", p.offsets[e]);
+      kernel_fail(op, "offsets[", e + 1, "] = ", p.offsets[e + 1], " < offsets[", e, "] = ", p.offsets[e]);
 }
 
 }  // namespace
@@ -30,8 +30,8 @@ template <class T>
 void grouped_linear_forward(const GroupedLinearParams<T>& p) {
   const char* op = "grouped_linear_forward";
   check_grouped(p, op);
-  op_args::require(p.inp, op, "inp");
-  op_args::require(p.out, op, "out");
+  require_pointer(p.inp, op, "inp");
+  require_pointer(p.out, op, "out");
   const int64_t I = p.I, O = p.O;
   for (int64_t e = 0; e < p.E; ++e) {
     const int64_t r0 = p.offsets[e], rows = p.offsets[e + 1] - r0;
@@ -46,8 +46,8 @@ template <class T>
 void grouped_linear_backward(const GroupedLinearParams<T>& p) {
   const char* op = "grouped_linear_backward";
   check_grouped(p, op);
-  op_args::require(p.dout, op, "dout");
-  if (p.dweight) op_args::require(p.inp, op, "inp");
+  require_pointer(p.dout, op, "dout");
+  if (p.dweight) require_pointer(p.inp, op, "inp");
   const int64_t I = p.I, O = p.O;
   for (int64_t e = 0; e < p.E; ++e) {
     const int64_t r0 = p.offsets[e], rows = p.offsets[e + 1] - r0;

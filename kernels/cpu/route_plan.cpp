@@ -3,7 +3,7 @@
 // R = N*K permuted rows, C features. Both backwards loop over tokens, so they write without races and need no atomics.
 #include <vector>
 
-#include "cpu/op_args.h"
+#include "cpu/check.h"
 #include "ops/moe.h"
 
 namespace stepwise::cpu {
@@ -13,31 +13,31 @@ namespace {
 constexpr int64_t kParallelMinWork = 1 << 16;  // values copied below which threads cost more than they save
 
 void check_plan(const RoutePlan* plan, const char* op) {
-  op_args::require(plan, op, "plan");
-  op_args::require_nonnegative(plan->N, op, "plan.N");
-  op_args::require_positive(plan->E, op, "plan.E");
-  op_args::require_positive(plan->K, op, "plan.K");
-  op_args::require(plan->row_token, op, "plan.row_token");
-  op_args::require(plan->row_of_slot, op, "plan.row_of_slot");
+  require_pointer(plan, op, "plan");
+  require_nonnegative(plan->N, op, "plan.N");
+  require_positive(plan->E, op, "plan.E");
+  require_positive(plan->K, op, "plan.K");
+  require_pointer(plan->row_token, op, "plan.row_token");
+  require_pointer(plan->row_of_slot, op, "plan.row_of_slot");
 }
 
 }  // namespace
 
 void route_plan_build(const RoutePlan& plan) {
   const char* op = "route_plan_build";
-  op_args::require_nonnegative(plan.N, op, "N");
-  op_args::require_positive(plan.E, op, "E");
-  op_args::require_positive(plan.K, op, "K");
-  op_args::require(plan.offsets, op, "offsets");
-  op_args::require(plan.row_token, op, "row_token");
-  op_args::require(plan.row_of_slot, op, "row_of_slot");
+  require_nonnegative(plan.N, op, "N");
+  require_positive(plan.E, op, "E");
+  require_positive(plan.K, op, "K");
+  require_pointer(plan.offsets, op, "offsets");
+  require_pointer(plan.row_token, op, "row_token");
+  require_pointer(plan.row_of_slot, op, "row_of_slot");
   const int64_t N = plan.N, E = plan.E, K = plan.K, R = N * K;
-  if (R > 0) op_args::require(plan.idx, op, "idx");
+  if (R > 0) require_pointer(plan.idx, op, "idx");
 
   std::vector<int64_t> next_row(E + 1, 0);  // counts, then the next free row of each expert
   for (int64_t a = 0; a < R; ++a) {
     const int32_t e = plan.idx[a];
-    if (e < 0 || e >= E) op_args::fail(op, "idx[", a, "] = ", e, " is outside [0, ", E, ")");
+    if (e < 0 || e >= E) kernel_fail(op, "idx[", a, "] = ", e, " is outside [0, ", E, ")");
     ++next_row[e + 1];
   }
   for (int64_t e = 0; e < E; ++e) next_row[e + 1] += next_row[e];
@@ -53,9 +53,9 @@ template <class T>
 void permute_forward(const PermuteParams<T>& p) {
   const char* op = "permute_forward";
   check_plan(p.plan, op);
-  op_args::require_positive(p.C, op, "C");
-  op_args::require(p.xp, op, "xp");
-  op_args::require(p.x, op, "x");
+  require_positive(p.C, op, "C");
+  require_pointer(p.xp, op, "xp");
+  require_pointer(p.x, op, "x");
   const int64_t R = p.plan->N * p.plan->K, C = p.C;
 #pragma omp parallel for schedule(static) if (R * C >= kParallelMinWork)
   for (int64_t r = 0; r < R; ++r) {
@@ -69,9 +69,9 @@ template <class T>
 void permute_backward(const PermuteParams<T>& p) {
   const char* op = "permute_backward";
   check_plan(p.plan, op);
-  op_args::require_positive(p.C, op, "C");
-  op_args::require(p.dx, op, "dx");
-  op_args::require(p.dxp, op, "dxp");
+  require_positive(p.C, op, "C");
+  require_pointer(p.dx, op, "dx");
+  require_pointer(p.dxp, op, "dxp");
   const int64_t N = p.plan->N, K = p.plan->K, C = p.C;
 #pragma omp parallel for schedule(static) if (N * K * C >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
@@ -89,10 +89,10 @@ template <class T>
 void combine_forward(const CombineParams<T>& p) {
   const char* op = "combine_forward";
   check_plan(p.plan, op);
-  op_args::require_positive(p.C, op, "C");
-  op_args::require(p.y, op, "y");
-  op_args::require(p.yp, op, "yp");
-  op_args::require(p.weights, op, "weights");
+  require_positive(p.C, op, "C");
+  require_pointer(p.y, op, "y");
+  require_pointer(p.yp, op, "yp");
+  require_pointer(p.weights, op, "weights");
   const int64_t N = p.plan->N, K = p.plan->K, C = p.C;
 #pragma omp parallel for schedule(static) if (N * K * C >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
@@ -112,10 +112,10 @@ template <class T>
 void combine_backward(const CombineParams<T>& p) {
   const char* op = "combine_backward";
   check_plan(p.plan, op);
-  op_args::require_positive(p.C, op, "C");
-  op_args::require(p.dy, op, "dy");
-  if (p.dyp) op_args::require(p.weights, op, "weights");
-  if (p.dweights) op_args::require(p.yp, op, "yp");
+  require_positive(p.C, op, "C");
+  require_pointer(p.dy, op, "dy");
+  if (p.dyp) require_pointer(p.weights, op, "weights");
+  if (p.dweights) require_pointer(p.yp, op, "yp");
   const int64_t N = p.plan->N, K = p.plan->K, C = p.C;
 #pragma omp parallel for schedule(static) if (N * K * C >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {

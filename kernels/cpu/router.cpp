@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "cpu/op_args.h"
+#include "cpu/check.h"
 #include "ops/moe.h"
 
 namespace stepwise::cpu {
@@ -17,21 +17,21 @@ constexpr int64_t kParallelMinWork = 1 << 16;  // logits below which threads cos
 
 template <class T>
 void check_router(const RouterParams<T>& p, const char* op) {
-  op_args::require_positive(p.N, op, "N");
-  op_args::require_positive(p.E, op, "E");
-  op_args::require_positive(p.K, op, "K");
-  if (p.K > p.E) op_args::fail(op, "K = ", p.K, " exceeds E = ", p.E);
-  if (!(p.aux_coef >= 0)) op_args::fail(op, "aux_coef = ", p.aux_coef, " must be >= 0");
-  op_args::require(p.probs, op, "probs");
-  op_args::require(p.idx, op, "idx");
-  op_args::require(p.weights, op, "weights");
+  require_positive(p.N, op, "N");
+  require_positive(p.E, op, "E");
+  require_positive(p.K, op, "K");
+  if (p.K > p.E) kernel_fail(op, "K = ", p.K, " exceeds E = ", p.E);
+  if (!(p.aux_coef >= 0)) kernel_fail(op, "aux_coef = ", p.aux_coef, " must be >= 0");
+  require_pointer(p.probs, op, "probs");
+  require_pointer(p.idx, op, "idx");
+  require_pointer(p.weights, op, "weights");
 }
 
 // Counts of routed slots per expert (E) from idx (N, K); throws on an out-of-range id.
 std::vector<int64_t> expert_counts(const int32_t* idx, int64_t N, int64_t E, int64_t K, const char* op) {
   std::vector<int64_t> counts(E, 0);
   for (int64_t a = 0; a < N * K; ++a) {
-    if (idx[a] < 0 || idx[a] >= E) op_args::fail(op, "idx[", a, "] = ", idx[a], " is outside [0, ", E, ")");
+    if (idx[a] < 0 || idx[a] >= E) kernel_fail(op, "idx[", a, "] = ", idx[a], " is outside [0, ", E, ")");
     ++counts[idx[a]];
   }
   return counts;
@@ -43,8 +43,8 @@ template <class T>
 void router_forward(const RouterParams<T>& p) {
   const char* op = "router_forward";
   check_router(p, op);
-  op_args::require(p.logits, op, "logits");
-  op_args::require(p.load, op, "load");
+  require_pointer(p.logits, op, "logits");
+  require_pointer(p.load, op, "load");
   const int64_t N = p.N, E = p.E, K = p.K;
 
 #pragma omp parallel if (N * E >= kParallelMinWork)
@@ -99,7 +99,7 @@ template <class T>
 void router_backward(const RouterParams<T>& p) {
   const char* op = "router_backward";
   check_router(p, op);
-  op_args::require(p.dlogits, op, "dlogits");
+  require_pointer(p.dlogits, op, "dlogits");
   const int64_t N = p.N, E = p.E, K = p.K;
   const std::vector<int64_t> counts = expert_counts(p.idx, N, E, K, op);
   std::vector<double> aux_grad(E, 0.0);  // (E) d aux / d probs[n, e], the same for every n
