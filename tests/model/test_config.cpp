@@ -2,6 +2,7 @@
 // values), config.json round trip, and the recipes/models files.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "core/error.h"
@@ -99,6 +100,16 @@ TEST(Step3Config, JsonRoundTripAndHfMetadata) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'share_q_dim'"), std::string::npos) << e.what();
   }
+}
+
+TEST(Step3Config, CheckpointDirectoryLoadsConfigJson) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "stepwise_test_ckpt_config";
+  std::filesystem::create_directories(dir);
+  const Step3Config c = Step3Config::from_yaml_string(kTinyYaml, "m.yaml");
+  c.save_json(dir / "config.json");
+  EXPECT_EQ(Step3Config::load(dir).to_json(), c.to_json());
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(Step3Config::load(dir), Error);
 }
 
 TEST(Step3Config, RecipeFilesLoad) {
