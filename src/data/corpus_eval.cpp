@@ -83,7 +83,8 @@ struct McqDraft {
 };
 
 // The 中医 questions of a condition: formula or therapy of one syndrome, distractors from syndromes of others.
-bool tcm_draft(const KnowledgeBase& kb, const KbCondition& c, int k, CorpusRng& rng, McqDraft& d) {
+bool tcm_draft(const KnowledgeBase& kb, const FactOverlap& overlap, const KbCondition& c, int k, CorpusRng& rng,
+               McqDraft& d) {
   if (c.syndromes.empty()) return false;
   const KbSyndrome& s = c.syndromes[static_cast<size_t>(k) % c.syndromes.size()];
   const bool ask_formula = k % 2 == 0;
@@ -91,7 +92,7 @@ bool tcm_draft(const KnowledgeBase& kb, const KbCondition& c, int k, CorpusRng& 
   for (const auto& other : kb.conditions)
     for (const auto& os : other.syndromes) {
       const std::string item = ask_formula ? os.formula : os.therapy;
-      if (!overlaps_facts_of(c, item) && std::find(pool.begin(), pool.end(), item) == pool.end()) pool.push_back(item);
+      if (!overlap.overlaps(c, item) && std::find(pool.begin(), pool.end(), item) == pool.end()) pool.push_back(item);
     }
   if (pool.size() < 4) return false;
   rng.shuffle(pool);
@@ -101,12 +102,13 @@ bool tcm_draft(const KnowledgeBase& kb, const KbCondition& c, int k, CorpusRng& 
   return true;
 }
 
-std::vector<McqDraft> mcq_drafts(const KnowledgeBase& kb, const KbCondition& c, const CorpusOptions& options) {
+std::vector<McqDraft> mcq_drafts(const KnowledgeBase& kb, const FactOverlap& overlap, const KbCondition& c,
+                                 const CorpusOptions& options) {
   CorpusRng rng = corpus_rng(options, "eval-mcq", c.id);
   std::vector<std::pair<Aspect, std::vector<std::string>>> usable;  // aspects with >= 4 safe distractors
   for (Aspect a : available_aspects(c)) {
     if (mcq_templates(a).empty()) continue;
-    auto pool = foreign_items(kb, c, a);
+    auto pool = overlap.foreign_items(c, a);
     if (pool.size() >= 4) usable.emplace_back(a, std::move(pool));
   }
   rng.shuffle(usable);
@@ -117,7 +119,7 @@ std::vector<McqDraft> mcq_drafts(const KnowledgeBase& kb, const KbCondition& c, 
     d.department = c.department;
     d.subject = clinic_of(c);
     // 中医科 conditions: every third question on syndromes, when the KB has enough formulas / therapies.
-    if (!(k % 3 == 2 && tcm_draft(kb, c, k / 3, rng, d))) {
+    if (!(k % 3 == 2 && tcm_draft(kb, overlap, c, k / 3, rng, d))) {
       if (usable.empty()) fail("knowledge base: condition '", c.id, "' has no aspect with 4 distractors from other conditions");
       auto& [a, pool] = usable[static_cast<size_t>(k) % usable.size()];
       const int round = k / static_cast<int>(usable.size());
@@ -135,10 +137,11 @@ std::vector<McqDraft> mcq_drafts(const KnowledgeBase& kb, const KbCondition& c, 
 
 }  // namespace
 
-std::vector<json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions& options) {
+std::vector<json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions& options,
+                                    const FactOverlap& overlap) {
   std::vector<McqDraft> drafts;
   for (const auto& c : kb.conditions) {
-    auto more = mcq_drafts(kb, c, options);
+    auto more = mcq_drafts(kb, overlap, c, options);
     drafts.insert(drafts.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
   // Balanced correct letters: A-E in turn, then shuffled over the questions.

@@ -3,6 +3,8 @@
 #include "data/corpus_facts.h"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_set>
 
 namespace stepwise {
 namespace {
@@ -266,24 +268,74 @@ std::string herb_passage(const KbHerb& h, CorpusRng& rng) {
 }
 
 namespace {
-bool overlaps_any(const std::vector<std::string>& facts, const std::string& item) {
-  for (const auto& fact : facts)
-    if (fact.find(item) != std::string::npos || item.find(fact) != std::string::npos) return true;
-  return false;
+
+// Every substring of `text` that starts and ends at UTF-8 character boundaries.
+std::vector<std::string> substrings(const std::string& text) {
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < text.size(); ++i)
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
+  starts.push_back(text.size());
+  std::vector<std::string> out;
+  for (size_t i = 0; i + 1 < starts.size(); ++i)
+    for (size_t j = i + 1; j < starts.size(); ++j) out.push_back(text.substr(starts[i], starts[j] - starts[i]));
+  return out;
 }
+
+void add_owner(std::vector<int>& owners, int index) {
+  if (owners.empty() || owners.back() != index) owners.push_back(index);  // conditions are added in index order
+}
+
 }  // namespace
 
-bool overlaps_facts_of(const KbCondition& c, const std::string& item) { return overlaps_any(condition_facts(c), item); }
+FactOverlap::FactOverlap(const KnowledgeBase& kb) : kb_(kb) {
+  for (size_t i = 0; i < kb.conditions.size(); ++i) {
+    const int index = static_cast<int>(i);
+    for (const auto& fact : condition_facts(kb.conditions[i])) {
+      add_owner(fact_owners_[fact], index);
+      for (const auto& part : substrings(fact)) add_owner(substring_owners_[part], index);
+    }
+  }
+}
 
-std::vector<std::string> foreign_items(const KnowledgeBase& kb, const KbCondition& c, Aspect a) {
-  const std::vector<std::string> facts = condition_facts(c);
+const std::vector<int>& FactOverlap::owners(const std::string& item) const {
+  auto cached = cache_.find(item);
+  if (cached != cache_.end()) return cached->second;
+  std::vector<int> found;
+  if (auto it = substring_owners_.find(item); it != substring_owners_.end()) found = it->second;  // item inside a fact
+  for (const auto& part : substrings(item))                                                        // a fact inside item
+    if (auto it = fact_owners_.find(part); it != fact_owners_.end()) found.insert(found.end(), it->second.begin(), it->second.end());
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return cache_.emplace(item, std::move(found)).first->second;
+}
+
+size_t FactOverlap::index_of(const KbCondition& c) const {
+  SW_CHECK(!kb_.conditions.empty() && &c >= &kb_.conditions.front() && &c <= &kb_.conditions.back());
+  return static_cast<size_t>(&c - &kb_.conditions.front());
+}
+
+bool FactOverlap::overlaps(const KbCondition& c, const std::string& item) const {
+  const auto& o = owners(item);
+  return std::binary_search(o.begin(), o.end(), static_cast<int>(index_of(c)));
+}
+
+std::vector<std::string> FactOverlap::foreign_items(const KbCondition& c, Aspect a) const {
+  const int self = static_cast<int>(index_of(c));
   std::vector<std::string> out;
-  for (const auto& other : kb.conditions) {
-    if (other.id == c.id) continue;
-    const std::vector<std::string> items =
-        a == Aspect::summary ? std::vector<std::string>{other.summary} : aspect_items(other, a);
-    for (const auto& item : items)
-      if (!overlaps_any(facts, item) && std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
+  std::unordered_set<std::string_view> seen;  // lookups only; the output order is the KB's
+  auto consider = [&](const std::string& item) {
+    if (seen.count(item)) return;
+    seen.insert(item);
+    const auto& o = owners(item);
+    if (!std::binary_search(o.begin(), o.end(), self)) out.push_back(item);
+  };
+  for (const auto& other : kb_.conditions) {
+    if (&other == &c) continue;
+    if (a == Aspect::summary) {
+      consider(other.summary);
+    } else {
+      for (const auto& item : aspect_items(other, a)) consider(item);
+    }
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // corpus_eval.cpp and must never be added here.
 #pragma once
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "data/corpus_text.h"
@@ -50,11 +51,26 @@ std::string syndrome_passage(const KbCondition& c, const KbSyndrome& s, CorpusRn
 std::string formula_passage(const KnowledgeBase& kb, const KbFormula& f, CorpusRng& rng);
 std::string herb_passage(const KbHerb& h, CorpusRng& rng);
 
-// True when `item` equals, contains or is contained in a fact of `c` (condition_facts): such an item may never be
-// offered as a wrong answer about `c`.
-bool overlaps_facts_of(const KbCondition& c, const std::string& item);
-// Items of aspect `a` from conditions other than `c` that do not overlap any fact of `c`: distinct, in KB order.
-std::vector<std::string> foreign_items(const KnowledgeBase& kb, const KbCondition& c, Aspect a);
+// Which conditions a text overlaps: it equals, contains or is contained in one of their facts (condition_facts).
+// An item that overlaps a condition may never be offered as a wrong answer about it. Built once per KB: facts and
+// their substrings (at character boundaries) are hashed, so a query costs a few lookups, not a scan of the KB.
+class FactOverlap {
+ public:
+  explicit FactOverlap(const KnowledgeBase& kb);
+  bool overlaps(const KbCondition& c, const std::string& item) const;
+  // Items of aspect `a` (summary: the summaries) of conditions other than `c` that do not overlap `c`: distinct,
+  // in KB order.
+  std::vector<std::string> foreign_items(const KbCondition& c, Aspect a) const;
+
+ private:
+  const std::vector<int>& owners(const std::string& item) const;  // sorted condition indices
+  size_t index_of(const KbCondition& c) const;
+
+  const KnowledgeBase& kb_;
+  std::unordered_map<std::string, std::vector<int>> fact_owners_;       // fact -> conditions stating it
+  std::unordered_map<std::string, std::vector<int>> substring_owners_;  // substring of a fact -> conditions
+  mutable std::unordered_map<std::string, std::vector<int>> cache_;     // item -> overlapping conditions
+};
 
 // The disclaimer from meta.yaml, phrased as a note.
 std::string disclaimer_note(const KnowledgeBase& kb, CorpusRng& rng);

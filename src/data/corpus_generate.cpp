@@ -28,8 +28,9 @@ Corpus generate_corpus(const KnowledgeBase& kb, const CorpusOptions& options) {
   Corpus corpus;
   corpus.pretrain = generate_pretrain(kb, options);
   corpus.sft = generate_sft(kb, options);
-  corpus.preference = generate_preference(kb, options);
-  corpus.eval_mcq = generate_eval_mcq(kb, options);
+  const FactOverlap overlap(kb);
+  corpus.preference = generate_preference(kb, options, overlap);
+  corpus.eval_mcq = generate_eval_mcq(kb, options, overlap);
   corpus.eval_qa = generate_eval_qa(kb, options);
   return corpus;
 }

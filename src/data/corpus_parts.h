@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/corpus_facts.h"
 #include "data/corpus_generate.h"
 #include "data/corpus_text.h"
 
@@ -18,8 +19,10 @@ inline CorpusRng corpus_rng(const CorpusOptions& options, const std::string& spl
 
 std::vector<nlohmann::json> generate_pretrain(const KnowledgeBase& kb, const CorpusOptions& options);
 std::vector<nlohmann::json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& options);
-std::vector<nlohmann::json> generate_preference(const KnowledgeBase& kb, const CorpusOptions& options);
-std::vector<nlohmann::json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions& options);
+std::vector<nlohmann::json> generate_preference(const KnowledgeBase& kb, const CorpusOptions& options,
+                                                const FactOverlap& overlap);
+std::vector<nlohmann::json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions& options,
+                                              const FactOverlap& overlap);
 std::vector<nlohmann::json> generate_eval_qa(const KnowledgeBase& kb, const CorpusOptions& options);
 
 // "pretrain-000042"

@@ -44,15 +44,15 @@ std::string evasive_answer(const KbCondition& c, CorpusRng& rng) {
 // Facts of `a` that belong to other conditions and not to `c`; memoised per condition and aspect.
 class ForeignFacts {
  public:
-  ForeignFacts(const KnowledgeBase& kb, const KbCondition& c) : kb_(kb), c_(c) {}
+  ForeignFacts(const FactOverlap& overlap, const KbCondition& c) : overlap_(overlap), c_(c) {}
   const std::vector<std::string>& of(Aspect a) {
     auto it = cache_.find(a);
-    if (it == cache_.end()) it = cache_.emplace(a, foreign_items(kb_, c_, a)).first;
+    if (it == cache_.end()) it = cache_.emplace(a, overlap_.foreign_items(c_, a)).first;
     return it->second;
   }
 
  private:
-  const KnowledgeBase& kb_;
+  const FactOverlap& overlap_;
   const KbCondition& c_;
   std::map<Aspect, std::vector<std::string>> cache_;
 };
@@ -105,12 +105,13 @@ json make_pair(const KnowledgeBase& kb, const KbCondition& c, const std::string&
 
 }  // namespace
 
-std::vector<json> generate_preference(const KnowledgeBase& kb, const CorpusOptions& options) {
+std::vector<json> generate_preference(const KnowledgeBase& kb, const CorpusOptions& options,
+                                      const FactOverlap& overlap) {
   if (kb.conditions.size() < 2) fail("knowledge base: preference pairs need at least two conditions");
   std::vector<json> out;
   for (const auto& c : kb.conditions) {
     CorpusRng rng = corpus_rng(options, "preference", c.id);
-    ForeignFacts foreign(kb, c);
+    ForeignFacts foreign(overlap, c);
     for (int i = 0; i < options.preference_per_condition; ++i) {
       const std::string reason = kReasons[(out.size()) % 4];
       out.push_back(make_pair(kb, c, reason, foreign, rng));
