@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "data/corpus_facts.h"
 #include "data/corpus_generate.h"
 #include "data/corpus_stats.h"
 #include "data/corpus_text.h"
@@ -100,6 +101,21 @@ TEST(CorpusText, JoinFillAndHanCount) {
   EXPECT_THROW(fill_template("{x}", {{"n", "a"}}), std::logic_error);
   EXPECT_EQ(count_han_chars("高血压abc，2型糖尿病。"), 7);
   EXPECT_EQ(strip_period("一句话。"), "一句话");
+}
+
+TEST(FactOverlap, EqualContainedOrContainingTextsOverlap) {
+  const KnowledgeBase kb = load_knowledge_base(fixture_kb());
+  const FactOverlap overlap(kb);
+  const KbCondition& htn = kb.conditions[3];  // erke.yaml (3 conditions), then neike.yaml
+  ASSERT_EQ(htn.id, "hypertension");
+  EXPECT_TRUE(overlap.overlaps(htn, "头痛"));          // a symptom
+  EXPECT_TRUE(overlap.overlaps(htn, "剧烈头痛"));      // contains a fact
+  EXPECT_TRUE(overlap.overlaps(htn, "血压"));          // inside a fact
+  EXPECT_FALSE(overlap.overlaps(htn, "消化道出血"));
+  const auto foreign = overlap.foreign_items(htn, Aspect::causes);
+  EXPECT_TRUE(std::find(foreign.begin(), foreign.end(), "遗传因素") == foreign.end());  // shared with 2型糖尿病
+  EXPECT_TRUE(std::find(foreign.begin(), foreign.end(), "幽门螺杆菌感染") != foreign.end());
+  for (const auto& item : foreign) EXPECT_FALSE(overlap.overlaps(htn, item)) << item;
 }
 
 TEST_F(CorpusFixture, PretrainCountsSchemaAndLength) {
