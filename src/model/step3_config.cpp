@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/fs.h"
 
 namespace stepwise {
@@ -131,8 +132,9 @@ Step3Config build(const std::vector<std::pair<std::string, RawValue>>& pairs, co
     auto it = by_name.find(key);
     if (it == by_name.end()) {
       if (tolerate_hf_metadata && tolerated_json_keys().count(key)) continue;
-      fail(raw.where, ": unknown model config key '", key, "'; did you mean '",
-           closest_key(key, Step3Config::key_names()), "'?");
+      const std::string hint = closest_match(key, Step3Config::key_names());
+      if (hint.empty()) fail(raw.where, ": unknown model config key '", key, "'");
+      fail(raw.where, ": unknown model config key '", key, "'; did you mean '", hint, "'?");
     }
     if (!seen.insert(key).second) fail(raw.where, ": key '", key, "' given twice");
     assign(cfg, *it->second, raw);
@@ -175,32 +177,7 @@ std::string json_scalar_text(const nlohmann::json& v, const std::string& where, 
   fail(where, ": key '", key, "': expected a scalar value, got an object");
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 }  // namespace
-
-std::string closest_key(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best;
-}
 
 const std::vector<std::string>& Step3Config::key_names() {
   static const std::vector<std::string> names = [] {

@@ -52,7 +52,5 @@ struct Step3Config {
   static const std::vector<std::string>& key_names();
 };
 
-// The closest string of `candidates` to `word` by edit distance (empty when candidates is empty).
-std::string closest_key(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace stepwise
