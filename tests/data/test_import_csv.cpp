@@ -1,8 +1,9 @@
 // Tests of the RFC 4180 CSV reader: quoted commas, doubled quotes, embedded newlines (and the start line of such
-// records), BOM, CRLF, empty fields, blank lines, and recovery after malformed records.
+// records), BOM, CRLF, empty fields, blank lines, and recovery after malformed records; plus UTF-8 and trim helpers.
 #include <gtest/gtest.h>
 
 #include "data/import_csv.h"
+#include "data/import_record.h"
 
 using namespace stepwise;
 
@@ -91,6 +92,30 @@ TEST(Csv, EmptyInputHasNoRecords) {
   EXPECT_TRUE(read_all("").empty());
   EXPECT_TRUE(read_all("\xEF\xBB\xBF").empty());
   EXPECT_TRUE(read_all("\r\n\n").empty());
+}
+
+}  // namespace
+
+// The text helpers the CSV and text importers rely on.
+
+namespace {
+
+using stepwise::import_detail::is_valid_utf8;
+using stepwise::import_detail::trim_text;
+
+TEST(ImportText, Utf8Validation) {
+  EXPECT_TRUE(is_valid_utf8("abc 高血压 \xF0\x9F\x98\x80"));  // ASCII, CJK, a 4-byte emoji
+  EXPECT_FALSE(is_valid_utf8("\xFF"));
+  EXPECT_FALSE(is_valid_utf8("\xE9\xAB"));          // truncated 3-byte sequence
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // UTF-16 surrogate
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // beyond U+10FFFF
+}
+
+TEST(ImportText, TrimRemovesAsciiAndIdeographicSpaces) {
+  EXPECT_EQ(trim_text("\xE3\x80\x80 \t胃痛\xC2\xA0\r\n"), "胃痛");
+  EXPECT_EQ(trim_text("  "), "");
+  EXPECT_EQ(trim_text("内 科"), "内 科");
 }
 
 }  // namespace
