@@ -55,7 +55,8 @@ TEST(Convert, TrainToShardedHfToTrainIsBitIdentical) {
   for (int64_t k = 1; k <= shards; ++k) {
     const fs::path shard = root / "hf" / hf_shard_name(k, shards);
     ASSERT_TRUE(fs::exists(shard)) << shard;
-    for (const TensorInfo& t : SafetensorsFile::open(shard).tensors()) {
+    const SafetensorsFile f = SafetensorsFile::open(shard);
+    for (const TensorInfo& t : f.tensors()) {
       EXPECT_EQ(index["weight_map"][t.name], hf_shard_name(k, shards)) << t.name;
       total += t.end - t.begin;
     }

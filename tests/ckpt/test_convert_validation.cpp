@@ -122,7 +122,19 @@ TEST(ConvertValidation, IndexMustAgreeWithShards) {
   moved["weight_map"]["model.embed_tokens.weight"] = wrong;
   write_file_atomic(index_path, moved.dump());
   e = load_error(hf, m);
-  EXPECT_TRUE(contains(e, "'model.embed_tokens.weight'") && contains(e, "is stored in")) << e;
+  // (the embedding fills a shard alone, so its real shard is no longer opened: the wrong one lacks it)
+  EXPECT_TRUE(contains(e, "maps tensor 'model.embed_tokens.weight' to " + wrong) && contains(e, "does not hold it"))
+      << e;
+
+  json swapped = index;   // two tensors of different shards mapped to each other's shard
+  const std::string norm_shard = index["weight_map"]["model.norm.weight"];
+  const std::string layer0_shard = index["weight_map"]["model.layers.0.input_layernorm.weight"];
+  ASSERT_NE(norm_shard, layer0_shard);
+  swapped["weight_map"]["model.norm.weight"] = layer0_shard;
+  swapped["weight_map"]["model.layers.0.input_layernorm.weight"] = norm_shard;
+  write_file_atomic(index_path, swapped.dump());
+  e = load_error(hf, m);
+  EXPECT_TRUE(contains(e, "but it is stored in")) << e;
 
   json sized = index;   // a wrong total_size
   sized["metadata"]["total_size"] = 12;
