@@ -2,6 +2,7 @@
 #include "eval/benchmark.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -168,6 +169,23 @@ std::vector<McqItem> load_mcq_benchmark(const fs::path& path) {
 }
 
 std::vector<QaItem> load_qa_benchmark(const fs::path& path) { return load_items<QaItem>(path, parse_qa_record); }
+
+BenchmarkKind detect_benchmark_kind(const fs::path& path) {
+  std::optional<BenchmarkKind> kind;
+  struct FirstRecordSeen {};
+  try {
+    jsonl_for_each(path, [&](const json& record, int64_t line) {
+      if (record.is_object() && record.contains("option")) kind = BenchmarkKind::mcq;
+      else if (record.is_object() && record.contains("question") && record.contains("answer")) kind = BenchmarkKind::qa;
+      else fail(path.string(), ":", line, ": neither a multiple-choice record (with 'option') nor a QA record ",
+                "(with 'question' and 'answer')");
+      throw FirstRecordSeen{};  // stop reading: the first record decides
+    });
+  } catch (const FirstRecordSeen&) {
+  }
+  if (!kind) fail(path.string(), ": no records");
+  return *kind;
+}
 
 std::string mcq_prompt(const McqItem& item) {
   std::string exam;

@@ -55,6 +55,11 @@ QaItem parse_qa_record(const json& record, const std::string& where);
 std::vector<McqItem> load_mcq_benchmark(const fs::path& path);
 std::vector<QaItem> load_qa_benchmark(const fs::path& path);
 
+// Which kind a benchmark file holds, judged by its first record: "option" present -> mcq; "question" and "answer"
+// -> qa; anything else is an Error naming FILE:LINE. Lets `stepwise eval --bench FILE` pick the loader.
+enum class BenchmarkKind { mcq, qa };
+BenchmarkKind detect_benchmark_kind(const fs::path& path);
+
 // The prompt for answering by generation: a one-line instruction naming the exam and question type, the question,
 // one "A. text" line per option, and a final "答案：" so that a base model continues with the letter(s).
 std::string mcq_prompt(const McqItem& item);

@@ -208,7 +208,7 @@ std::string qa_markdown(const QaSummary& s) {
   for (int n = 0; n < kMaxBleuOrder; ++n)
     md += cat("| mean sentence BLEU-", n + 1, " | ", percent(s.mean_sentence_bleu[n]), " |\n");
   md += cat("| mean ROUGE-L F1 | ", percent(s.mean_rouge_l), " |\n");
-  md += cat("\n", s.total, " items; ", s.empty_outputs, " empty replies.\n\n");
+  md += cat("\nItems: ", s.total, "; empty replies: ", s.empty_outputs, ".\n\n");
   return md;
 }
 
@@ -342,14 +342,17 @@ void write_report(const fs::path& out_dir, const EvalReport& report) {
 
 std::string comparison_markdown(const std::vector<EvalReport>& reports) {
   check_reports(reports);
-  std::string header = "| metric |", rule = "|---|";
-  for (const EvalReport& r : reports) {
-    header += cat(" ", md_cell(r.model), " |");
-    rule += "---:|";
-  }
+  const auto header = [&](const std::string& first_column) {
+    std::string h = cat("| ", first_column, " |"), rule = "|---|";
+    for (const EvalReport& r : reports) {
+      h += cat(" ", md_cell(r.model), " |");
+      rule += "---:|";
+    }
+    return h + "\n" + rule + "\n";
+  };
   std::string md = "# Eval comparison\n\n";
   for (const EvalReport& r : reports) md += cat("- ", md_cell(r.model), ": `", r.benchmark, "`\n");
-  md += cat("\n## Headline metrics (×100)\n\n", header, "\n", rule, "\n");
+  md += cat("\n## Headline metrics (×100)\n\n", header("metric"));
   for (const Metric& m : present_metrics(reports)) {
     md += cat("| ", m.name, " |");
     for (const EvalReport& r : reports) md += cat(" ", percent(m.value(r)), " |");
@@ -364,7 +367,7 @@ std::string comparison_markdown(const std::vector<EvalReport>& reports) {
     if (r.mcq_generation)
       for (const auto& [subject, unused] : r.mcq_generation->by_subject) subjects.insert(subject);
   if (!subjects.empty()) {
-    md += cat("\n## MCQ accuracy by exam subject (generation, %)\n\n", header, "\n", rule, "\n");
+    md += cat("\n## MCQ accuracy by exam subject (generation, %)\n\n", header("exam_subject"));
     for (const std::string& subject : subjects) {
       md += cat("| ", md_cell(subject), " |");
       for (const EvalReport& r : reports) {

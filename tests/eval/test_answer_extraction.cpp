@@ -90,3 +90,21 @@ TEST(AnswerExtraction, LongReplyIsHandled) {
   EXPECT_EQ(got.letters, "C");
   EXPECT_EQ(got.source, ExtractionSource::pattern);
 }
+
+TEST(AnswerExtraction, ArbitraryBytesGiveOnlyValidLetters) {
+  // Random bytes mixed with pieces of the pattern: the result is always "" or letters of the item's options.
+  const std::string pieces[] = {"答案", "正确选项", "是", "：", "为", "应该", "。", ".", "A", "Ｃ", "E", "\xE7", "\x80"};
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string reply;
+    const int parts = static_cast<int>(next() % 12);
+    for (int p = 0; p < parts; ++p)
+      reply += next() % 2 ? pieces[next() % std::size(pieces)] : std::string(1, static_cast<char>(next() >> 24));
+    const QuestionType type = trial % 2 ? kSingle : kMulti;
+    const ExtractedAnswer got = extract_answer(reply, type, "ABCD");
+    EXPECT_EQ(got.letters.find_first_not_of("ABCD"), std::string::npos) << reply;
+    EXPECT_EQ(got.letters.empty(), got.source == ExtractionSource::none) << reply;
+    if (type == kSingle) EXPECT_LE(got.letters.size(), 1u);
+  }
+}

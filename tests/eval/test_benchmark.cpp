@@ -110,6 +110,21 @@ TEST(Benchmark, QaRecords) {
   EXPECT_EQ(items[0].answer, "低盐低脂饮食。");
 }
 
+TEST(Benchmark, DetectsKindFromFirstRecord) {
+  TempPath file("kind.jsonl");
+  jsonl_write(file.path(), {cmb_record("q1", "内科", "A")});
+  EXPECT_EQ(detect_benchmark_kind(file.path()), BenchmarkKind::mcq);
+  jsonl_write(file.path(), {{{"question", "头痛怎么办？"}, {"answer", "休息。"}}, {{"broken", true}}});
+  EXPECT_EQ(detect_benchmark_kind(file.path()), BenchmarkKind::qa);
+  jsonl_write(file.path(), {{{"text", "一段预训练文本"}}});
+  try {
+    detect_benchmark_kind(file.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file.path().string() + ":1: neither"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Benchmark, EmptyFileIsAnError) {
   TempPath file("empty.jsonl");
   write_file_atomic(file.path(), "\n");
