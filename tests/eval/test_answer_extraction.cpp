@@ -105,6 +105,8 @@ TEST(AnswerExtraction, ArbitraryBytesGiveOnlyValidLetters) {
     const ExtractedAnswer got = extract_answer(reply, type, "ABCD");
     EXPECT_EQ(got.letters.find_first_not_of("ABCD"), std::string::npos) << reply;
     EXPECT_EQ(got.letters.empty(), got.source == ExtractionSource::none) << reply;
-    if (type == kSingle) EXPECT_LE(got.letters.size(), 1u);
+    if (type == kSingle) {
+      EXPECT_LE(got.letters.size(), 1u);
+    }
   }
 }
