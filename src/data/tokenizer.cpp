@@ -178,6 +178,7 @@ Tokenizer Tokenizer::train(const TokenizerTrainOptions& options, const fs::path&
       {"input_sentence_size", "0"},
       {"shuffle_input_sentence", "false"},
       {"num_threads", std::to_string(kTrainingThreads)},
+      {"seed_sentencepiece_size", std::to_string(std::max<int64_t>(100000, 8 * int64_t(options.vocab_size)))},
       {"unk_id", "0"},
       {"pad_id", "1"},
       {"pad_piece", std::string(kPadToken)},

@@ -29,7 +29,7 @@ struct TokenizerTrainOptions {
   std::vector<fs::path> inputs;       // canonical JSONL files (pretrain / sft / preference records)
   int32_t vocab_size = 32000;         // upper bound; a small corpus may yield fewer pieces (see tokenizer.json)
   double character_coverage = 0.9995; // rarer characters fall back to UTF-8 byte pieces
-  int64_t max_training_bytes = 12 << 20;  // deterministic sample of sentences above this many bytes of text
+  int64_t max_training_bytes = 5 << 20;   // deterministic sample of sentences above this many bytes of text
   uint64_t seed = 1234;               // fixes the sample; training itself uses a fixed thread count
 };
 

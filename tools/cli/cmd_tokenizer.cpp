@@ -1,11 +1,14 @@
-// `stepwise tokenizer train|encode|decode`: trains the sentencepiece tokenizer on canonical JSONL corpora and lets a
-// user look at how text maps to ids. Parsing only; the work is in src/data/tokenizer.
+// `stepwise tokenizer train|encode|decode|shard`: trains the sentencepiece tokenizer on canonical JSONL corpora, lets
+// a user look at how text maps to ids, and builds (or checks) the token shard of a corpus with its packing stats.
+// Parsing and reporting only; the work is in src/data (tokenizer, token_shard, loaders).
+#include <chrono>
 #include <iostream>
 #include <iterator>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/loaders.h"
 #include "data/tokenizer.h"
 
 namespace stepwise::cli {
@@ -30,6 +33,47 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     }
   }
   return ids;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One non-repeating pass of the kind's loader over the shard: rows of seq_len and the share of positions trained.
+void report_packing(const std::shared_ptr<const TokenShard>& shard, const Tokenizer& tok, int64_t seq_len) {
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.seq_len = seq_len;
+  o.repeat = false;
+  int64_t rows = 0, targets = 0;
+  const auto start = std::chrono::steady_clock::now();
+  if (shard->kind() == ShardKind::preference) {
+    PreferenceLoader loader(shard, tok, o);
+    std::vector<PreferenceExample> batch;
+    while (loader.next(batch)) {
+      const TokenBatch b = preference_pair_batch(batch, seq_len, tok.pad());
+      rows += b.B;
+      targets += b.num_targets();
+    }
+  } else {
+    TokenBatch b;
+    auto drain = [&](auto& loader) {
+      while (loader.next(b)) {
+        rows += b.B;
+        targets += b.num_targets();
+      }
+    };
+    if (shard->kind() == ShardKind::pretrain) {
+      PretrainLoader loader(shard, tok, o);
+      drain(loader);
+    } else {
+      SftLoader loader(shard, tok, o);
+      drain(loader);
+    }
+  }
+  std::cout << "packed: " << rows << " rows of " << seq_len << " in " << seconds_since(start) << " s, "
+            << targets << " targets (" << 100.0 * double(targets) / double(std::max<int64_t>(1, rows * seq_len))
+            << "% of positions)\n";
 }
 
 }  // namespace
@@ -80,6 +124,28 @@ void register_tokenizer_commands(CLI::App& app) {
     const Tokenizer t = Tokenizer::load(*model_dir);
     const std::vector<int32_t> ids = parse_ids(decode->count("--ids") ? *ids_text : read_stdin());
     std::cout << t.decode(ids) << "\n";
+  });
+
+  auto kind = std::make_shared<std::string>("pretrain");
+  auto source = std::make_shared<std::string>();
+  auto cache = std::make_shared<std::string>();
+  auto seq_len = std::make_shared<int64_t>(0);
+  CLI::App* shard = tok->add_subcommand("shard", "tokenize a JSONL corpus into a cached token shard (or reuse it)");
+  shard->add_option("--kind", *kind, "pretrain | sft | preference")->capture_default_str();
+  shard->add_option("--in", *source, "canonical JSONL file")->required()->check(CLI::ExistingFile);
+  shard->add_option("--model", *model_dir, "tokenizer directory")->required();
+  shard->add_option("--cache", *cache, "shard cache directory")->required();
+  shard->add_option("--seq-len", *seq_len, "also run one packing pass with rows of this length");
+  shard->callback([kind, source, cache, seq_len, model_dir] {
+    const Tokenizer t = Tokenizer::load(*model_dir);
+    auto start = std::chrono::steady_clock::now();
+    const fs::path path = ensure_shard(parse_shard_kind(*kind), *source, t, *cache);
+    const double build_s = seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    const auto s = TokenShard::open(path);
+    std::cout << path.string() << ": " << s->num_samples() << " samples, " << s->num_tokens() << " tokens (ready in "
+              << build_s << " s, opened + validated in " << seconds_since(start) << " s)\n";
+    if (*seq_len > 0) report_packing(s, t, *seq_len);
   });
 }
 
