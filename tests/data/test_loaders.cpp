@@ -46,7 +46,9 @@ void check_packing(const TokenBatch& b) {
         if (b.targets[i] != kIgnoreTarget || b.targets[i - 1] != kIgnoreTarget) {
           EXPECT_EQ(b.pos[i], b.pos[i - 1] + 1);
         }
-        if (b.targets[i - 1] != kIgnoreTarget) EXPECT_EQ(b.targets[i - 1], b.tokens[i]) << "row " << r << " t " << t;
+        if (b.targets[i - 1] != kIgnoreTarget) {
+          EXPECT_EQ(b.targets[i - 1], b.tokens[i]) << "row " << r << " t " << t;
+        }
       } else {
         EXPECT_EQ(b.seg[i], b.seg[i - 1] + 1);
         EXPECT_EQ(b.pos[i], 0);
