@@ -32,8 +32,8 @@ inline const fs::path& tokenizer_dir() {
     const fs::path d = serve_scratch("tokenizer");
     TokenizerTrainOptions o;
     const fs::path fx = fs::path(STEPWISE_SOURCE_DIR) / "tests/data/fixtures/tokens";
-    o.inputs = {fx / "pretrain.jsonl", fx / "sft.jsonl"};
-    o.vocab_size = 600;
+    o.inputs = {fx / "pretrain.jsonl", fx / "sft.jsonl", fx / "preference.jsonl"};
+    o.vocab_size = 2000;   // the fixtures support ~1000 pieces (hard_vocab_limit off)
     Tokenizer::train(o, d);
     return d;
   }();
