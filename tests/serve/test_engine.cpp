@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "serve/afd/attention_worker.h"
+#include "serve/decode_bench.h"
 #include "serve/kv_pool.h"
 #include "serve_fixture.h"
 
@@ -298,6 +299,26 @@ TEST_F(Fixture, PromptLogprobsEqualTrainingForward) {
     EXPECT_EQ(t.top[0].first, t.token);
     EXPECT_DOUBLE_EQ(t.top[0].second, t.logprob);
   }
+}
+
+TEST_F(Fixture, DecodeBenchReportsEveryPoint) {
+  DecodeBenchOptions o;
+  o.engine = tiny_options();
+  o.batch_sizes = {1, 4};
+  o.micro_batches = {1, 3};
+  o.prompt_tokens = 6;
+  o.gen_tokens = 5;
+  const std::vector<DecodeBenchRow> rows = run_decode_bench(o);
+  ASSERT_EQ(rows.size(), 4u);
+  for (const DecodeBenchRow& r : rows) {
+    EXPECT_GT(r.tokens_per_second, 0.0);
+    EXPECT_GT(r.tpot_p50, 0.0);
+    EXPECT_LE(r.tpot_p50, r.tpot_p99);
+  }
+  EXPECT_EQ(rows[3].batch, 4);
+  EXPECT_EQ(rows[3].micro_batches, 3);
+  EXPECT_DOUBLE_EQ(percentile({3, 1, 2, 4}, 50), 2.0);
+  EXPECT_DOUBLE_EQ(percentile({3, 1, 2, 4}, 99), 4.0);
 }
 
 }  // namespace
