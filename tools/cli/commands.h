@@ -9,6 +9,7 @@ void register_data_commands(CLI::App& data);         // data generate, data stat
 void register_data_import_command(CLI::App& data);   // data import                      (cmd_data_import.cpp)
 void register_tokenizer_commands(CLI::App& app);     // tokenizer train|encode|decode    (cmd_tokenizer.cpp)
 void register_model_commands(CLI::App& app);         // model info                       (cmd_model.cpp)
-void register_train_commands(CLI::App& app);         // train, plot, bench train         (cmd_train.cpp)
+void register_train_commands(CLI::App& app);         // train, plot                      (cmd_train.cpp)
+void register_bench_commands(CLI::App& app);         // bench train                      (cmd_bench.cpp)
 
 }  // namespace stepwise::cli
