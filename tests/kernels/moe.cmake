@@ -1,1 +1,4 @@
-# kernel tests of this part: stepwise_test(... LABELS main SOURCES ... LIBS stepwise_kernels)
+# kernel tests of this part: MFA attention, router, route plan, permute/combine, grouped linear (+ attention timing).
+stepwise_test(test_kernels_moe LABELS main TIMEOUT 120
+  SOURCES test_attention.cpp test_moe_ops.cpp
+  LIBS stepwise_kernels stepwise_core)

@@ -1,0 +1,718 @@
+// Step3Model training path: weight views, the layer pieces (shared with inference), forward over a packed batch with
+// saved activations, backward with per-token loss weights, MoE load statistics and loss-free expert bias.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "ops.h"
+#include "model/step3_model_impl.h"
+
+namespace stepwise {
+
+// ---------------------------------------------------------------- state set-up
+
+template <class T>
+Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool with_grad)
+    : cfg(c), opts(o), params(c, with_grad) {
+  cfg.validate("model config");
+  auto ref = [&](const std::string& name) {
+    const ParamSpec& s = params.spec(name);
+    return TensorRef<T>{params.value(s), params.grad(s)};
+  };
+  moe_layers = cfg.moe_layers();
+  const std::vector<bool> moe = cfg.moe_layer_mask();
+  embed = ref("model.embed_tokens.weight");
+  final_norm = ref("model.norm.weight");
+  lm_head = ref("lm_head.weight");
+  layers.resize(static_cast<size_t>(cfg.num_hidden_layers));
+  int64_t moe_count = 0;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    LayerWeights<T>& lw = layers[static_cast<size_t>(l)];
+    const std::string p = cat("model.layers.", l, ".");
+    lw.input_norm = ref(p + "input_layernorm.weight");
+    lw.q_proj = ref(p + "self_attn.q_proj.weight");
+    lw.k_proj = ref(p + "self_attn.k_proj.weight");
+    lw.v_proj = ref(p + "self_attn.v_proj.weight");
+    lw.inter_norm = ref(p + "self_attn.inter_norm.weight");
+    lw.wq = ref(p + "self_attn.wq.weight");
+    lw.o_proj = ref(p + "self_attn.o_proj.weight");
+    lw.post_norm = ref(p + "post_attention_layernorm.weight");
+    lw.moe = moe[static_cast<size_t>(l)];
+    if (!lw.moe) {
+      lw.mlp_gate = ref(p + "mlp.gate_proj.weight");
+      lw.mlp_up = ref(p + "mlp.up_proj.weight");
+      lw.mlp_down = ref(p + "mlp.down_proj.weight");
+    } else {
+      lw.moe_index = moe_count++;
+      lw.router = ref(p + "moe.gate.weight");
+      lw.moe_gate = ref(p + "moe.gate_proj.weight");
+      lw.moe_up = ref(p + "moe.up_proj.weight");
+      lw.moe_down = ref(p + "moe.down_proj.weight");
+      lw.share_gate = ref(p + "share_expert.gate_proj.weight");
+      lw.share_up = ref(p + "share_expert.up_proj.weight");
+      lw.share_down = ref(p + "share_expert.down_proj.weight");
+    }
+  }
+  const size_t E = static_cast<size_t>(cfg.moe_num_experts);
+  expert_bias.assign(moe_layers.size(), std::vector<float>(E, 0.0f));
+  expert_load.assign(moe_layers.size(), std::vector<double>(E, 0.0));
+}
+
+template <class T>
+void Step3ModelState<T>::carve_layer(LayerActs<T>& a, const LayerWeights<T>& lw, int64_t N, int64_t lse_count,
+                                     Carver<T>& f, Carver<int32_t>& i32, Carver<int64_t>& i64) const {
+  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, HD = cfg.num_attention_heads * cfg.head_dim;
+  const int64_t D = cfg.head_dim;
+  a.x_mid = f.take(N * C);
+  a.h1 = f.take(N * C);
+  a.rstd1 = f.take(N);
+  a.cq_raw = f.take(N * Q);
+  a.rstd_q = f.take(N);
+  a.cq = f.take(N * Q);
+  a.q = f.take(N * HD);
+  a.k = f.take(N * D);
+  a.v = f.take(N * D);
+  a.att = f.take(N * HD);
+  a.lse = f.take(lse_count);
+  a.h2 = f.take(N * C);
+  a.rstd2 = f.take(N);
+  if (!lw.moe) {
+    const int64_t F = cfg.intermediate_size;
+    a.gate = f.take(N * F);
+    a.up = f.take(N * F);
+    a.act = f.take(N * F);
+    return;
+  }
+  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
+  const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
+  a.logits = f.take(N * E);
+  a.probs = f.take(N * E);
+  a.weights = f.take(N * K);
+  a.load = f.take(E);
+  a.aux = f.take(1);
+  a.idx = i32.take(N * K);
+  a.offsets = i64.take(E + 1);
+  a.row_token = i32.take(R);
+  a.row_of_slot = i32.take(R);
+  a.xp = f.take(R * C);
+  a.gate_p = f.take(R * Fm);
+  a.up_p = f.take(R * Fm);
+  a.act_p = f.take(R * Fm);
+  a.yp = f.take(R * C);
+  a.s_gate = f.take(N * Fs);
+  a.s_up = f.take(N * Fs);
+  a.s_act = f.take(N * Fs);
+}
+
+template <class T>
+void Step3ModelState<T>::check_tokens(const int32_t* ids, int64_t n, const char* what) const {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= cfg.vocab_size)
+      fail(what, "[", i, "] = ", ids[i], " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+}
+
+// ---------------------------------------------------------------- layer pieces
+
+template <class T>
+static LinearParams<T> linear(T* out, const T* inp, const TensorRef<T>& w, int64_t N, int64_t I, int64_t O) {
+  LinearParams<T> p;
+  p.out = out;
+  p.inp = inp;
+  p.weight = w.w;
+  p.N = N;
+  p.I = I;
+  p.O = O;
+  return p;
+}
+
+template <class T>
+static RmsNormParams<T> rmsnorm(T* out, T* rstd, const T* inp, const TensorRef<T>& w, int64_t N, int64_t C,
+                                double eps) {
+  RmsNormParams<T> p;
+  p.out = out;
+  p.rstd = rstd;
+  p.inp = inp;
+  p.weight = w.w;
+  p.N = N;
+  p.C = C;
+  p.eps = static_cast<T>(eps);
+  return p;
+}
+
+template <class T>
+void Step3ModelState<T>::attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
+                                          const int32_t* pos_ids, int64_t N) {
+  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
+  const double eps = cfg.rms_norm_eps;
+  cpu::rmsnorm_forward(rmsnorm(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps));
+  cpu::linear_forward(linear(a.cq_raw, a.h1, lw.q_proj, N, C, Q));
+  cpu::rmsnorm_forward(rmsnorm(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps));
+  cpu::linear_forward(linear(a.q, a.cq, lw.wq, N, Q, H * D));
+  cpu::linear_forward(linear(a.k, a.h1, lw.k_proj, N, C, D));
+  cpu::linear_forward(linear(a.v, a.h1, lw.v_proj, N, C, D));
+  RopeParams<T> rq;
+  rq.x = a.q;
+  rq.pos = pos_ids;
+  rq.N = N;
+  rq.H = H;
+  rq.D = D;
+  rq.theta = cfg.rope_theta;
+  cpu::rope_forward(rq);
+  RopeParams<T> rk = rq;
+  rk.x = a.k;
+  rk.H = 1;
+  cpu::rope_forward(rk);
+}
+
+template <class T>
+void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
+                                                  T* x_out, T* tmp_buf, int64_t N, bool record_load) {
+  const int64_t C = cfg.hidden_size, HD = cfg.num_attention_heads * cfg.head_dim;
+  cpu::linear_forward(linear(tmp_buf, a.att, lw.o_proj, N, HD, C));
+  std::memcpy(a.x_mid, x_in, sizeof(T) * static_cast<size_t>(N * C));
+  cpu::add_inplace(a.x_mid, tmp_buf, N * C);
+  cpu::rmsnorm_forward(rmsnorm(a.h2, a.rstd2, a.x_mid, lw.post_norm, N, C, cfg.rms_norm_eps));
+  std::memcpy(x_out, a.x_mid, sizeof(T) * static_cast<size_t>(N * C));
+
+  if (!lw.moe) {
+    const int64_t F = cfg.intermediate_size;
+    cpu::linear_forward(linear(a.gate, a.h2, lw.mlp_gate, N, C, F));
+    cpu::linear_forward(linear(a.up, a.h2, lw.mlp_up, N, C, F));
+    SwigluParams<T> sw;
+    sw.out = a.act;
+    sw.gate = a.gate;
+    sw.up = a.up;
+    sw.N = N;
+    sw.F = F;
+    cpu::swiglu_forward(sw);
+    cpu::linear_forward(linear(tmp_buf, a.act, lw.mlp_down, N, F, C));
+    cpu::add_inplace(x_out, tmp_buf, N * C);
+    return;
+  }
+
+  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
+  const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
+  // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
+  cpu::linear_forward(linear(a.logits, a.h2, lw.router, N, C, E));
+  RouterParams<T> rp;
+  rp.probs = a.probs;
+  rp.idx = a.idx;
+  rp.weights = a.weights;
+  rp.load = a.load;
+  rp.aux_loss = a.aux;
+  rp.logits = a.logits;
+  rp.bias = opts.expert_bias ? expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
+  rp.N = N;
+  rp.E = E;
+  rp.K = K;
+  rp.renormalize = cfg.norm_expert_weight;
+  rp.aux_coef = opts.aux_loss_coef;
+  cpu::router_forward(rp);
+  if (record_load) {
+    auto& load = expert_load[static_cast<size_t>(lw.moe_index)];
+    for (int64_t e = 0; e < E; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
+  }
+  // routed experts over the permuted rows
+  RoutePlan plan;
+  plan.offsets = a.offsets;
+  plan.row_token = a.row_token;
+  plan.row_of_slot = a.row_of_slot;
+  plan.idx = a.idx;
+  plan.N = N;
+  plan.E = E;
+  plan.K = K;
+  cpu::route_plan_build(plan);
+  PermuteParams<T> pp;
+  pp.xp = a.xp;
+  pp.x = a.h2;
+  pp.plan = &plan;
+  pp.C = C;
+  cpu::permute_forward(pp);
+  GroupedLinearParams<T> g;
+  g.offsets = a.offsets;
+  g.E = E;
+  g.inp = a.xp;
+  g.I = C;
+  g.O = Fm;
+  g.out = a.gate_p;
+  g.weight = lw.moe_gate.w;
+  cpu::grouped_linear_forward(g);
+  g.out = a.up_p;
+  g.weight = lw.moe_up.w;
+  cpu::grouped_linear_forward(g);
+  SwigluParams<T> sw;
+  sw.out = a.act_p;
+  sw.gate = a.gate_p;
+  sw.up = a.up_p;
+  sw.N = R;
+  sw.F = Fm;
+  cpu::swiglu_forward(sw);
+  g.inp = a.act_p;
+  g.I = Fm;
+  g.O = C;
+  g.out = a.yp;
+  g.weight = lw.moe_down.w;
+  cpu::grouped_linear_forward(g);
+  CombineParams<T> cp;
+  cp.y = x_out;
+  cp.yp = a.yp;
+  cp.weights = a.weights;
+  cp.plan = &plan;
+  cp.C = C;
+  cp.accumulate_y = true;
+  cpu::combine_forward(cp);
+  // shared expert
+  cpu::linear_forward(linear(a.s_gate, a.h2, lw.share_gate, N, C, Fs));
+  cpu::linear_forward(linear(a.s_up, a.h2, lw.share_up, N, C, Fs));
+  sw.out = a.s_act;
+  sw.gate = a.s_gate;
+  sw.up = a.s_up;
+  sw.N = N;
+  sw.F = Fs;
+  cpu::swiglu_forward(sw);
+  cpu::linear_forward(linear(tmp_buf, a.s_act, lw.share_down, N, Fs, C));
+  cpu::add_inplace(x_out, tmp_buf, N * C);
+}
+
+// Backward of linear_forward(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp.
+template <class T>
+static void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const TensorRef<T>& w, int64_t N,
+                        int64_t I, int64_t O) {
+  LinearParams<T> p;
+  p.inp = inp;
+  p.weight = w.w;
+  p.dinp = dinp;
+  p.dweight = w.g;
+  p.dout = dout;
+  p.N = N;
+  p.I = I;
+  p.O = O;
+  p.accumulate_dinp = accumulate;
+  cpu::linear_backward(p);
+}
+
+template <class T>
+static void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, const T* rstd,
+                         const TensorRef<T>& w, int64_t N, int64_t C, double eps) {
+  RmsNormParams<T> p;
+  p.inp = inp;
+  p.rstd = const_cast<T*>(rstd);   // read-only in backward
+  p.weight = w.w;
+  p.dinp = dinp;
+  p.dweight = w.g;
+  p.dout = dout;
+  p.N = N;
+  p.C = C;
+  p.eps = static_cast<T>(eps);
+  p.accumulate_dinp = accumulate;
+  cpu::rmsnorm_backward(p);
+}
+
+template <class T>
+static void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F) {
+  SwigluParams<T> p;
+  p.gate = gate;
+  p.up = up;
+  p.dgate = dgate;
+  p.dup = dup;
+  p.dout = dout;
+  p.N = N;
+  p.F = F;
+  cpu::swiglu_backward(p);
+}
+
+// In: gs.dx = d(x_out). Out: gs.dx = d(x_mid) (the residual gradient plus the FFN branch through post_norm).
+template <class T>
+void Step3ModelState<T>::ffn_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, int64_t N,
+                                      double aux_weight) {
+  const int64_t C = cfg.hidden_size;
+  if (!lw.moe) {
+    const int64_t F = cfg.intermediate_size;
+    linear_back(gs.dact, false, gs.dx, a.act, lw.mlp_down, N, F, C);
+    swiglu_back(gs.dgate, gs.dup, gs.dact, a.gate, a.up, N, F);
+    linear_back(gs.dh, false, gs.dgate, a.h2, lw.mlp_gate, N, C, F);
+    linear_back(gs.dh, true, gs.dup, a.h2, lw.mlp_up, N, C, F);
+  } else {
+    const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
+    const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
+    // shared expert
+    linear_back(gs.dact_s, false, gs.dx, a.s_act, lw.share_down, N, Fs, C);
+    swiglu_back(gs.dgate_s, gs.dup_s, gs.dact_s, a.s_gate, a.s_up, N, Fs);
+    linear_back(gs.dh, false, gs.dgate_s, a.h2, lw.share_gate, N, C, Fs);
+    linear_back(gs.dh, true, gs.dup_s, a.h2, lw.share_up, N, C, Fs);
+    // routed experts
+    RoutePlan plan;
+    plan.offsets = a.offsets;
+    plan.row_token = a.row_token;
+    plan.row_of_slot = a.row_of_slot;
+    plan.idx = a.idx;
+    plan.N = N;
+    plan.E = E;
+    plan.K = K;
+    CombineParams<T> cp;
+    cp.yp = a.yp;
+    cp.weights = a.weights;
+    cp.dyp = gs.dyp;
+    cp.dweights = gs.dweights;
+    cp.dy = gs.dx;
+    cp.plan = &plan;
+    cp.C = C;
+    cpu::combine_backward(cp);
+    GroupedLinearParams<T> g;
+    g.offsets = a.offsets;
+    g.E = E;
+    g.inp = a.act_p;
+    g.I = Fm;
+    g.O = C;
+    g.weight = lw.moe_down.w;
+    g.dweight = lw.moe_down.g;
+    g.dout = gs.dyp;
+    g.dinp = gs.dact_p;
+    cpu::grouped_linear_backward(g);
+    swiglu_back(gs.dgate_p, gs.dup_p, gs.dact_p, a.gate_p, a.up_p, R, Fm);
+    g.inp = a.xp;
+    g.I = C;
+    g.O = Fm;
+    g.weight = lw.moe_gate.w;
+    g.dweight = lw.moe_gate.g;
+    g.dout = gs.dgate_p;
+    g.dinp = gs.dxp;
+    cpu::grouped_linear_backward(g);
+    g.weight = lw.moe_up.w;
+    g.dweight = lw.moe_up.g;
+    g.dout = gs.dup_p;
+    g.dinp = gs.dxp2;
+    cpu::grouped_linear_backward(g);
+    cpu::add_inplace(gs.dxp, gs.dxp2, R * C);
+    PermuteParams<T> pp;
+    pp.dx = gs.dh;
+    pp.dxp = gs.dxp;
+    pp.plan = &plan;
+    pp.C = C;
+    pp.accumulate_dx = true;
+    cpu::permute_backward(pp);
+    // router (top-k weights and the auxiliary loss)
+    RouterParams<T> rp;
+    rp.probs = a.probs;
+    rp.idx = a.idx;
+    rp.weights = a.weights;
+    rp.load = a.load;
+    rp.logits = a.logits;
+    rp.dlogits = gs.dlogits;
+    rp.dweights = gs.dweights;
+    rp.N = N;
+    rp.E = E;
+    rp.K = K;
+    rp.renormalize = cfg.norm_expert_weight;
+    rp.aux_coef = opts.aux_loss_coef * aux_weight;
+    cpu::router_backward(rp);
+    linear_back(gs.dh, true, gs.dlogits, a.h2, lw.router, N, C, E);
+  }
+  rmsnorm_back(gs.dx, true, gs.dh, a.x_mid, a.rstd2, lw.post_norm, N, C, cfg.rms_norm_eps);
+}
+
+// In: gs.dx = d(x_mid). Out: gs.dx = d(x_in).
+template <class T>
+void Step3ModelState<T>::attention_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, const T* x_in,
+                                            int64_t N) {
+  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
+  linear_back(gs.datt, false, gs.dx, a.att, lw.o_proj, N, H * D, C);
+  AttentionParams<T> ap;
+  ap.out = a.att;
+  ap.lse = a.lse;
+  ap.q = a.q;
+  ap.k = a.k;
+  ap.v = a.v;
+  ap.seg = seg.empty() ? nullptr : seg.data();
+  ap.dq = gs.dq;
+  ap.dk = gs.dk;
+  ap.dv = gs.dv;
+  ap.dout = gs.datt;
+  ap.B = B;
+  ap.Tq = T_len;
+  ap.Tk = T_len;
+  ap.H = H;
+  ap.D = D;
+  cpu::attention_backward(ap);
+  RopeParams<T> rq;
+  rq.x = gs.dq;
+  rq.pos = pos.data();
+  rq.N = N;
+  rq.H = H;
+  rq.D = D;
+  rq.theta = cfg.rope_theta;
+  cpu::rope_backward(rq);
+  RopeParams<T> rk = rq;
+  rk.x = gs.dk;
+  rk.H = 1;
+  cpu::rope_backward(rk);
+  linear_back(gs.dcq, false, gs.dq, a.cq, lw.wq, N, Q, H * D);
+  rmsnorm_back(gs.dcq_raw, false, gs.dcq, a.cq_raw, a.rstd_q, lw.inter_norm, N, Q, cfg.rms_norm_eps);
+  linear_back(gs.dh, false, gs.dcq_raw, a.h1, lw.q_proj, N, C, Q);
+  linear_back(gs.dh, true, gs.dk, a.h1, lw.k_proj, N, C, D);
+  linear_back(gs.dh, true, gs.dv, a.h1, lw.v_proj, N, C, D);
+  rmsnorm_back(gs.dx, true, gs.dh, x_in, a.rstd1, lw.input_norm, N, C, cfg.rms_norm_eps);
+}
+
+// ---------------------------------------------------------------- Step3Model: training
+
+template <class T>
+Step3Model<T>::Step3Model(const Step3Config& cfg, ModelOptions opts, bool with_grad)
+    : s_(std::make_unique<Step3ModelState<T>>(cfg, opts, with_grad)) {}
+
+template <class T>
+Step3Model<T>::~Step3Model() = default;
+
+template <class T>
+const Step3Config& Step3Model<T>::config() const { return s_->cfg; }
+template <class T>
+ParamTable<T>& Step3Model<T>::params() { return s_->params; }
+template <class T>
+const ParamTable<T>& Step3Model<T>::params() const { return s_->params; }
+template <class T>
+ModelOptions& Step3Model<T>::options() { return s_->opts; }
+
+template <class T>
+double Step3Model<T>::forward(const TrainBatch& batch) {
+  Step3ModelState<T>& s = *s_;
+  if (batch.B <= 0 || batch.T <= 0 || !batch.tokens || !batch.targets || !batch.pos)
+    fail("Step3Model::forward: batch needs B, T > 0 and tokens, targets, pos");
+  const int64_t N = batch.B * batch.T, C = s.cfg.hidden_size, L = s.cfg.num_hidden_layers;
+  s.check_tokens(batch.tokens, N, "tokens");
+  for (int64_t i = 0; i < N; ++i)
+    if (batch.targets[i] != -100 && (batch.targets[i] < 0 || batch.targets[i] >= s.cfg.vocab_size))
+      fail("targets[", i, "] = ", batch.targets[i], " is outside the vocabulary [0, ", s.cfg.vocab_size,
+           ") and is not -100");
+  s.tokens.assign(batch.tokens, batch.tokens + N);
+  s.targets.assign(batch.targets, batch.targets + N);
+  s.pos.assign(batch.pos, batch.pos + N);
+  if (batch.seg) s.seg.assign(batch.seg, batch.seg + N);
+  else s.seg.clear();
+
+  // activation arena: sized from N (linear in T), carved in a counting pass and then for real
+  const bool reshape = N != s.N || batch.B != s.B;
+  s.B = batch.B;
+  s.T_len = batch.T;
+  s.N = N;
+  auto carve_all = [&](Carver<T>& f, Carver<int32_t>& i32, Carver<int64_t>& i64) {
+    s.acts.assign(static_cast<size_t>(L), LayerActs<T>{});
+    s.resid.assign(static_cast<size_t>(L + 1), nullptr);
+    for (auto& r : s.resid) r = f.take(N * C);
+    for (int64_t l = 0; l < L; ++l)
+      s.carve_layer(s.acts[static_cast<size_t>(l)], s.layers[static_cast<size_t>(l)], N,
+                    batch.B * s.cfg.num_attention_heads * batch.T, f, i32, i64);
+    s.tmp = f.take(N * C);
+    s.hf = f.take(N * C);
+    s.rstd_f = f.take(N);
+    s.lse_f = f.take(N);
+    s.loss = f.take(N);
+  };
+  if (reshape || s.act_arena.empty()) {
+    Carver<T> f;
+    Carver<int32_t> i32;
+    Carver<int64_t> i64;
+    carve_all(f, i32, i64);
+    s.act_arena.assign(static_cast<size_t>(f.used), T(0));
+    s.act_ints.assign(static_cast<size_t>(i32.used), 0);
+    s.act_offsets.assign(static_cast<size_t>(i64.used), 0);
+    f = Carver<T>{s.act_arena.data(), 0};
+    i32 = Carver<int32_t>{s.act_ints.data(), 0};
+    i64 = Carver<int64_t>{s.act_offsets.data(), 0};
+    carve_all(f, i32, i64);
+    s.grad_arena.clear();   // re-carved at the next backward
+  }
+
+  EmbeddingParams<T> ep;
+  ep.out = s.resid[0];
+  ep.table = s.embed.w;
+  ep.ids = s.tokens.data();
+  ep.N = N;
+  ep.C = C;
+  ep.V = s.cfg.vocab_size;
+  cpu::embedding_forward(ep);
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
+    LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
+    s.attention_inputs(lw, a, s.resid[static_cast<size_t>(l)], s.pos.data(), N);
+    AttentionParams<T> ap;
+    ap.out = a.att;
+    ap.lse = a.lse;
+    ap.q = a.q;
+    ap.k = a.k;
+    ap.v = a.v;
+    ap.seg = s.seg.empty() ? nullptr : s.seg.data();
+    ap.B = batch.B;
+    ap.Tq = batch.T;
+    ap.Tk = batch.T;
+    ap.H = s.cfg.num_attention_heads;
+    ap.D = s.cfg.head_dim;
+    cpu::attention_forward(ap);
+    s.attention_output_and_ffn(lw, a, s.resid[static_cast<size_t>(l)], s.resid[static_cast<size_t>(l + 1)], s.tmp,
+                               N, true);
+  }
+  cpu::rmsnorm_forward(rmsnorm(s.hf, s.rstd_f, s.resid[static_cast<size_t>(L)], s.final_norm, N, C,
+                               s.cfg.rms_norm_eps));
+  LmHeadLossParams<T> lp;
+  lp.loss = s.loss;
+  lp.lse = s.lse_f;
+  lp.h = s.hf;
+  lp.weight = s.lm_head.w;
+  lp.targets = s.targets.data();
+  lp.N = N;
+  lp.C = C;
+  lp.V = s.cfg.vocab_size;
+  cpu::lm_head_loss_forward(lp);
+
+  double total = 0;
+  s.num_targets = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    if (s.targets[static_cast<size_t>(i)] == -100) continue;
+    total += static_cast<double>(s.loss[i]);
+    ++s.num_targets;
+  }
+  s.has_forward = true;
+  return s.num_targets > 0 ? total / static_cast<double>(s.num_targets) : 0.0;
+}
+
+template <class T>
+int64_t Step3Model<T>::num_target_tokens() const { return s_->num_targets; }
+
+template <class T>
+const T* Step3Model<T>::token_loss() const { return s_->loss; }
+
+template <class T>
+std::vector<double> Step3Model<T>::token_logprobs() const {
+  std::vector<double> out(static_cast<size_t>(s_->N), 0.0);
+  for (int64_t i = 0; i < s_->N; ++i)
+    if (s_->targets[static_cast<size_t>(i)] != -100) out[static_cast<size_t>(i)] = -static_cast<double>(s_->loss[i]);
+  return out;
+}
+
+template <class T>
+double Step3Model<T>::aux_loss() const {
+  double total = 0;
+  if (!s_->has_forward) return 0;
+  for (const auto& a : s_->acts)
+    if (a.aux) total += static_cast<double>(a.aux[0]);
+  return total;
+}
+
+template <class T>
+void Step3Model<T>::backward(const T* dloss, double aux_weight) {
+  Step3ModelState<T>& s = *s_;
+  if (!s.has_forward) fail("Step3Model::backward called without a forward");
+  if (!s.params.has_grad()) fail("Step3Model::backward: the model was built without gradients");
+  const int64_t N = s.N, C = s.cfg.hidden_size, L = s.cfg.num_hidden_layers;
+  const int64_t Q = s.cfg.share_q_dim, HD = s.cfg.num_attention_heads * s.cfg.head_dim, D = s.cfg.head_dim;
+  if (s.grad_arena.empty()) {
+    const int64_t F = s.cfg.intermediate_size, E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k, R = N * K;
+    const int64_t Fm = s.cfg.moe_intermediate_size, Fs = s.cfg.share_expert_dim;
+    auto carve = [&](Carver<T>& f) {
+      GradScratch<T>& g = s.gs;
+      g.dx = f.take(N * C);
+      g.dh = f.take(N * C);
+      g.datt = f.take(N * HD);
+      g.dq = f.take(N * HD);
+      g.dk = f.take(N * D);
+      g.dv = f.take(N * D);
+      g.dcq = f.take(N * Q);
+      g.dcq_raw = f.take(N * Q);
+      g.dact = f.take(N * F);
+      g.dgate = f.take(N * F);
+      g.dup = f.take(N * F);
+      g.dyp = f.take(R * C);
+      g.dweights = f.take(N * K);
+      g.dact_p = f.take(R * Fm);
+      g.dgate_p = f.take(R * Fm);
+      g.dup_p = f.take(R * Fm);
+      g.dxp = f.take(R * C);
+      g.dxp2 = f.take(R * C);
+      g.dlogits = f.take(N * E);
+      g.dact_s = f.take(N * Fs);
+      g.dgate_s = f.take(N * Fs);
+      g.dup_s = f.take(N * Fs);
+      g.dhf = f.take(N * C);
+    };
+    Carver<T> count;
+    carve(count);
+    s.grad_arena.assign(static_cast<size_t>(count.used), T(0));
+    Carver<T> real{s.grad_arena.data(), 0};
+    carve(real);
+  }
+  // LM head + final norm
+  LmHeadLossParams<T> lp;
+  lp.lse = s.lse_f;
+  lp.h = s.hf;
+  lp.weight = s.lm_head.w;
+  lp.targets = s.targets.data();
+  lp.dh = s.gs.dhf;
+  lp.dweight = s.lm_head.g;
+  lp.dloss = dloss;
+  lp.N = N;
+  lp.C = C;
+  lp.V = s.cfg.vocab_size;
+  cpu::lm_head_loss_backward(lp);
+  rmsnorm_back(s.gs.dx, false, s.gs.dhf, s.resid[static_cast<size_t>(L)], s.rstd_f, s.final_norm, N, C,
+               s.cfg.rms_norm_eps);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
+    const LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
+    s.ffn_backward(lw, a, N, aux_weight);
+    s.attention_backward(lw, a, s.resid[static_cast<size_t>(l)], N);
+  }
+  EmbeddingParams<T> ep;
+  ep.dtable = s.embed.g;
+  ep.dout = s.gs.dx;
+  ep.ids = s.tokens.data();
+  ep.N = N;
+  ep.C = C;
+  ep.V = s.cfg.vocab_size;
+  cpu::embedding_backward(ep);
+}
+
+template <class T>
+void Step3Model<T>::backward_mean() {
+  const int64_t N = s_->N;
+  const T w = s_->num_targets > 0 ? static_cast<T>(1.0 / static_cast<double>(s_->num_targets)) : T(0);
+  std::vector<T> dloss(static_cast<size_t>(N), T(0));
+  for (int64_t i = 0; i < N; ++i)
+    if (s_->targets[static_cast<size_t>(i)] != -100) dloss[static_cast<size_t>(i)] = w;
+  backward(dloss.data(), 1.0);
+}
+
+// ---------------------------------------------------------------- MoE balancing
+
+template <class T>
+const std::vector<int64_t>& Step3Model<T>::moe_layers() const { return s_->moe_layers; }
+
+template <class T>
+const std::vector<std::vector<double>>& Step3Model<T>::expert_load() const { return s_->expert_load; }
+
+template <class T>
+std::vector<float>& Step3Model<T>::expert_bias(size_t moe_index) {
+  if (moe_index >= s_->expert_bias.size())
+    fail("expert_bias: MoE layer index ", moe_index, " out of range (", s_->expert_bias.size(), " MoE layers)");
+  return s_->expert_bias[moe_index];
+}
+
+template <class T>
+void Step3Model<T>::update_expert_bias(double rate) {
+  for (size_t m = 0; m < s_->expert_bias.size(); ++m) {
+    const auto& load = s_->expert_load[m];
+    auto& bias = s_->expert_bias[m];
+    const double mean = 1.0 / static_cast<double>(bias.size());
+    for (size_t e = 0; e < bias.size(); ++e) {
+      const double diff = mean - load[e];
+      const double sign = diff > 0 ? 1.0 : (diff < 0 ? -1.0 : 0.0);
+      bias[e] += static_cast<float>(rate * sign);
+    }
+  }
+}
+
+template class Step3Model<float>;
+template class Step3Model<double>;
+template struct Step3ModelState<float>;
+template struct Step3ModelState<double>;
+
+}  // namespace stepwise
