@@ -9,7 +9,9 @@ void register_data_commands(CLI::App& data);         // data generate, data stat
 void register_data_import_command(CLI::App& data);   // data import                      (cmd_data_import.cpp)
 void register_tokenizer_commands(CLI::App& app);     // tokenizer train|encode|decode    (cmd_tokenizer.cpp)
 void register_model_commands(CLI::App& app);         // model info                       (cmd_model.cpp)
-void register_train_commands(CLI::App& app);         // train, plot, bench train         (cmd_train.cpp)
+void register_train_commands(CLI::App& app);         // train, plot                      (cmd_train.cpp)
 void register_convert_command(CLI::App& app);        // convert                          (cmd_convert.cpp)
+void register_bench_commands(CLI::App& app);         // bench train (+ bench decode)     (cmd_bench.cpp)
+void register_bench_decode_command(CLI::App& bench); // bench decode                     (cmd_bench_decode.cpp)
 
 }  // namespace stepwise::cli
