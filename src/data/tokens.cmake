@@ -1,1 +1,2 @@
-# sources of this part of stepwise_data: target_sources(stepwise_data PRIVATE ...)
+# tokenizer, chat template, token shards, loaders
+target_sources(stepwise_data PRIVATE tokenizer.cpp chat_template.cpp token_shard.cpp loaders.cpp)

@@ -1,1 +1,4 @@
-# tests of this part: stepwise_test(... LABELS main SOURCES ... LIBS stepwise_data)
+# tests of the tokenizer, chat template, token shards and loaders
+stepwise_test(test_tokens LABELS main
+  SOURCES test_tokenizer.cpp test_chat_template.cpp test_token_shard.cpp test_loaders.cpp
+  LIBS stepwise_data)
