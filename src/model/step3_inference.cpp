@@ -1,6 +1,6 @@
-// Step3Model inference path: prefill / decode over a KV cache per sequence. The dense parts (norms, projections, FFN,
-// MoE) run over all new tokens of all sequences at once; attention runs per sequence over its cache. Nothing is
-// saved for backward and the training statistics (expert load) are left untouched.
+// Step3Model inference paths: prefill / decode over a contiguous KV cache per sequence (the dense parts run over all
+// new tokens of all sequences at once; attention runs per sequence over its cache), and the per-layer pieces of the
+// attention / FFN split the AFD server composes. Nothing is saved for backward; expert-load statistics are untouched.
 #include <algorithm>
 #include <cstring>
 
@@ -151,6 +151,221 @@ template <class T>
 std::vector<T> Step3Model<T>::infer(KvCache<T>& cache, const int32_t* tokens, int64_t n, bool all_positions) {
   return infer(std::vector<InferSeq<T>>{InferSeq<T>{&cache, tokens, n}}, all_positions);
 }
+
+// ---------------------------------------------------------------- per-layer pieces (AFD)
+
+namespace {
+
+template <class T>
+void linear_rows(T* out, const T* inp, const T* w, int64_t N, int64_t I, int64_t O) {
+  LinearParams<T> p;
+  p.out = out;
+  p.inp = inp;
+  p.weight = w;
+  p.N = N;
+  p.I = I;
+  p.O = O;
+  cpu::linear_forward(p);
+}
+
+template <class T>
+void rmsnorm_rows(T* out, const T* inp, const T* w, int64_t N, int64_t C, double eps) {
+  std::vector<T> rstd(static_cast<size_t>(N));
+  RmsNormParams<T> p;
+  p.out = out;
+  p.rstd = rstd.data();
+  p.inp = inp;
+  p.weight = w;
+  p.N = N;
+  p.C = C;
+  p.eps = static_cast<T>(eps);
+  cpu::rmsnorm_forward(p);
+}
+
+// out (N, C) = down(swiglu(gate(h), up(h)))
+template <class T>
+void swiglu_mlp(T* out, const T* h, const T* wg, const T* wu, const T* wd, int64_t N, int64_t C, int64_t F) {
+  std::vector<T> gate(static_cast<size_t>(N * F)), up(static_cast<size_t>(N * F)), act(static_cast<size_t>(N * F));
+  linear_rows(gate.data(), h, wg, N, C, F);
+  linear_rows(up.data(), h, wu, N, C, F);
+  SwigluParams<T> sw;
+  sw.out = act.data();
+  sw.gate = gate.data();
+  sw.up = up.data();
+  sw.N = N;
+  sw.F = F;
+  cpu::swiglu_forward(sw);
+  linear_rows(out, act.data(), wd, N, F, C);
+}
+
+void check_layer(const Step3Config& cfg, int64_t layer, const char* what) {
+  if (layer < 0 || layer >= cfg.num_hidden_layers)
+    fail("Step3Model::", what, ": layer ", layer, " outside [0, ", cfg.num_hidden_layers, ")");
+}
+
+}  // namespace
+
+template <class T>
+void Step3Model<T>::infer_embed(const int32_t* tokens, int64_t n, T* x) const {
+  const Step3ModelState<T>& s = *s_;
+  s.check_tokens(tokens, n, "tokens");
+  EmbeddingParams<T> ep;
+  ep.out = x;
+  ep.table = s.embed.w;
+  ep.ids = tokens;
+  ep.N = n;
+  ep.C = s.cfg.hidden_size;
+  ep.V = s.cfg.vocab_size;
+  cpu::embedding_forward(ep);
+}
+
+template <class T>
+void Step3Model<T>::infer_attention_qkv(int64_t layer, const T* x, const int32_t* pos, int64_t n, T* q, T* k,
+                                        T* v) const {
+  const Step3ModelState<T>& s = *s_;
+  check_layer(s.cfg, layer, "infer_attention_qkv");
+  const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
+  const int64_t C = s.cfg.hidden_size, Q = s.cfg.share_q_dim, H = s.cfg.num_attention_heads, D = s.cfg.head_dim;
+  const double eps = s.cfg.rms_norm_eps;
+  std::vector<T> h1(static_cast<size_t>(n * C)), cq_raw(static_cast<size_t>(n * Q)), cq(static_cast<size_t>(n * Q));
+  rmsnorm_rows(h1.data(), x, lw.input_norm.w, n, C, eps);
+  linear_rows(cq_raw.data(), h1.data(), lw.q_proj.w, n, C, Q);
+  rmsnorm_rows(cq.data(), cq_raw.data(), lw.inter_norm.w, n, Q, eps);
+  linear_rows(q, cq.data(), lw.wq.w, n, Q, H * D);
+  linear_rows(k, h1.data(), lw.k_proj.w, n, C, D);
+  linear_rows(v, h1.data(), lw.v_proj.w, n, C, D);
+  RopeParams<T> rq;
+  rq.x = q;
+  rq.pos = pos;
+  rq.N = n;
+  rq.H = H;
+  rq.D = D;
+  rq.theta = s.cfg.rope_theta;
+  cpu::rope_forward(rq);
+  RopeParams<T> rk = rq;
+  rk.x = k;
+  rk.H = 1;
+  cpu::rope_forward(rk);
+}
+
+template <class T>
+void Step3Model<T>::infer_attention_out(int64_t layer, const T* att, int64_t n, T* x, T* h, int32_t* ids,
+                                        T* weights) const {
+  const Step3ModelState<T>& s = *s_;
+  check_layer(s.cfg, layer, "infer_attention_out");
+  const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
+  const int64_t C = s.cfg.hidden_size, HD = s.cfg.num_attention_heads * s.cfg.head_dim;
+  std::vector<T> o(static_cast<size_t>(n * C));
+  linear_rows(o.data(), att, lw.o_proj.w, n, HD, C);
+  cpu::add_inplace(x, o.data(), n * C);
+  rmsnorm_rows(h, x, lw.post_norm.w, n, C, s.cfg.rms_norm_eps);
+  if (!lw.moe) return;
+  const int64_t E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k;
+  std::vector<T> logits(static_cast<size_t>(n * E)), probs(static_cast<size_t>(n * E)), load(static_cast<size_t>(E));
+  linear_rows(logits.data(), h, lw.router.w, n, C, E);
+  RouterParams<T> rp;
+  rp.probs = probs.data();
+  rp.idx = ids;
+  rp.weights = weights;
+  rp.load = load.data();
+  rp.logits = logits.data();
+  rp.bias = s.opts.expert_bias ? s.expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
+  rp.N = n;
+  rp.E = E;
+  rp.K = K;
+  rp.renormalize = s.cfg.norm_expert_weight;
+  cpu::router_forward(rp);
+}
+
+template <class T>
+void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, const T* weights, int64_t n,
+                              T* out) const {
+  const Step3ModelState<T>& s = *s_;
+  check_layer(s.cfg, layer, "infer_ffn");
+  const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
+  const int64_t C = s.cfg.hidden_size;
+  if (!lw.moe) {
+    swiglu_mlp(out, h, lw.mlp_gate.w, lw.mlp_up.w, lw.mlp_down.w, n, C, s.cfg.intermediate_size);
+    return;
+  }
+  const int64_t E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k, R = n * K, Fm = s.cfg.moe_intermediate_size;
+  if (!ids || !weights) fail("Step3Model::infer_ffn: MoE layer ", layer, " needs routing ids and weights");
+  for (int64_t i = 0; i < R; ++i)
+    if (ids[i] < 0 || ids[i] >= E) fail("Step3Model::infer_ffn: expert id ", ids[i], " outside [0, ", E, ")");
+  // shared expert into out, routed experts added
+  swiglu_mlp(out, h, lw.share_gate.w, lw.share_up.w, lw.share_down.w, n, C, s.cfg.share_expert_dim);
+  std::vector<int64_t> offsets(static_cast<size_t>(E + 1));
+  std::vector<int32_t> row_token(static_cast<size_t>(R)), row_of_slot(static_cast<size_t>(R));
+  RoutePlan plan;
+  plan.offsets = offsets.data();
+  plan.row_token = row_token.data();
+  plan.row_of_slot = row_of_slot.data();
+  plan.idx = ids;
+  plan.N = n;
+  plan.E = E;
+  plan.K = K;
+  cpu::route_plan_build(plan);
+  std::vector<T> xp(static_cast<size_t>(R * C)), gate(static_cast<size_t>(R * Fm)), up(static_cast<size_t>(R * Fm));
+  std::vector<T> act(static_cast<size_t>(R * Fm)), yp(static_cast<size_t>(R * C));
+  PermuteParams<T> pp;
+  pp.xp = xp.data();
+  pp.x = h;
+  pp.plan = &plan;
+  pp.C = C;
+  cpu::permute_forward(pp);
+  GroupedLinearParams<T> g;
+  g.offsets = offsets.data();
+  g.E = E;
+  g.inp = xp.data();
+  g.I = C;
+  g.O = Fm;
+  g.out = gate.data();
+  g.weight = lw.moe_gate.w;
+  cpu::grouped_linear_forward(g);
+  g.out = up.data();
+  g.weight = lw.moe_up.w;
+  cpu::grouped_linear_forward(g);
+  SwigluParams<T> sw;
+  sw.out = act.data();
+  sw.gate = gate.data();
+  sw.up = up.data();
+  sw.N = R;
+  sw.F = Fm;
+  cpu::swiglu_forward(sw);
+  g.inp = act.data();
+  g.I = Fm;
+  g.O = C;
+  g.out = yp.data();
+  g.weight = lw.moe_down.w;
+  cpu::grouped_linear_forward(g);
+  CombineParams<T> cp;
+  cp.y = out;
+  cp.yp = yp.data();
+  cp.weights = weights;
+  cp.plan = &plan;
+  cp.C = C;
+  cp.accumulate_y = true;
+  cpu::combine_forward(cp);
+}
+
+template <class T>
+void Step3Model<T>::infer_logits(const T* x, int64_t n, T* logits) const {
+  const Step3ModelState<T>& s = *s_;
+  const int64_t C = s.cfg.hidden_size;
+  std::vector<T> hf(static_cast<size_t>(n * C));
+  rmsnorm_rows(hf.data(), x, s.final_norm.w, n, C, s.cfg.rms_norm_eps);
+  linear_rows(logits, hf.data(), s.lm_head.w, n, C, s.cfg.vocab_size);
+}
+
+#define STEPWISE_INFER_PIECES(T)                                                                               \
+  template void Step3Model<T>::infer_embed(const int32_t*, int64_t, T*) const;                                 \
+  template void Step3Model<T>::infer_attention_qkv(int64_t, const T*, const int32_t*, int64_t, T*, T*, T*) const; \
+  template void Step3Model<T>::infer_attention_out(int64_t, const T*, int64_t, T*, T*, int32_t*, T*) const;    \
+  template void Step3Model<T>::infer_ffn(int64_t, const T*, const int32_t*, const T*, int64_t, T*) const;      \
+  template void Step3Model<T>::infer_logits(const T*, int64_t, T*) const;
+STEPWISE_INFER_PIECES(float)
+STEPWISE_INFER_PIECES(double)
+#undef STEPWISE_INFER_PIECES
 
 template std::vector<float> Step3Model<float>::infer(const std::vector<InferSeq<float>>&, bool);
 template std::vector<double> Step3Model<double>::infer(const std::vector<InferSeq<double>>&, bool);

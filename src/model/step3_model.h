@@ -98,6 +98,21 @@ class Step3Model {
   std::vector<T> infer(KvCache<T>& cache, const int32_t* tokens, int64_t n, bool all_positions = false);
   KvCache<T> new_cache() const { return KvCache<T>(config()); }
 
+  // ---- per-layer inference for Attention-FFN disaggregation (step3_inference.cpp) ----
+  // The same weights split by ParamSpec::side: the attention side runs embed / attention_qkv / attention_out /
+  // logits, the FFN side runs ffn. The caller owns the KV cache and the attention core in between. Each call uses
+  // only its own scratch, so the two sides may run on different threads at once. Rows: n tokens.
+  void infer_embed(const int32_t* tokens, int64_t n, T* x) const;                     // x (n, C)
+  // input_layernorm, q_proj, inter_norm, wq, k_proj, v_proj, RoPE at `pos`: q (n, H, D), k (n, D), v (n, D).
+  void infer_attention_qkv(int64_t layer, const T* x, const int32_t* pos, int64_t n, T* q, T* k, T* v) const;
+  // x += o_proj(att); h = post_attention_layernorm(x); MoE layers also route h: ids (n, K), weights (n, K)
+  // (ids / weights untouched on dense layers). att (n, H, D), x (n, C), h (n, C).
+  void infer_attention_out(int64_t layer, const T* att, int64_t n, T* x, T* h, int32_t* ids, T* weights) const;
+  // FFN side: out (n, C) = dense MLP(h), or routed experts (ids, weights) + shared expert of h.
+  void infer_ffn(int64_t layer, const T* h, const int32_t* ids, const T* weights, int64_t n, T* out) const;
+  // Attention side: logits (n, V) = lm_head(final norm(x)).
+  void infer_logits(const T* x, int64_t n, T* logits) const;
+
  private:
   std::unique_ptr<Step3ModelState<T>> s_;
 };
