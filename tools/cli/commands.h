@@ -10,5 +10,6 @@ void register_data_import_command(CLI::App& data);   // data import             
 void register_tokenizer_commands(CLI::App& app);     // tokenizer train|encode|decode    (cmd_tokenizer.cpp)
 void register_model_commands(CLI::App& app);         // model info                       (cmd_model.cpp)
 void register_train_commands(CLI::App& app);         // train, plot, bench train         (cmd_train.cpp)
+void register_serve_command(CLI::App& app);          // serve                            (cmd_serve.cpp)
 
 }  // namespace stepwise::cli

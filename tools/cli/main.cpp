@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   stepwise::cli::register_tokenizer_commands(app);
   stepwise::cli::register_model_commands(app);
   stepwise::cli::register_train_commands(app);
+  stepwise::cli::register_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 // POST /v1/completions and POST /v1/chat/completions: typed request -> token prompt -> engine.submit, then either
 // wait for the whole result or stream SSE chunks as events arrive. A streamed client that goes away abandons its
 // channel; the engine's callback then returns false and the request is cancelled (its KV blocks freed).
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -54,12 +55,22 @@ struct Submitted {
 };
 
 // QueueFull (429) and std::invalid_argument (400) from the engine propagate to the server's wrapper.
+// max_tokens = 0 (scoring a prompt: echo + logprobs) runs one generation step, the engine's minimum, and drops
+// the generated token from every event, so the client sees the prompt's logprobs and an empty completion.
 Submitted submit(ServerContext& context, Engine& engine, GenerationRequest request) {
   auto channel = std::make_shared<EventChannel>();
   auto recorder = std::make_shared<LatencyRecorder>(context.metrics);
-  const uint64_t id = engine.submit(std::move(request), [channel, recorder](const GenerationEvent& event) {
+  const bool score_only = request.sampling.max_tokens == 0;
+  if (score_only) request.sampling.max_tokens = 1;
+  const uint64_t id = engine.submit(std::move(request), [channel, recorder, score_only](const GenerationEvent& event) {
     recorder->on_event(event);
-    return channel->push(event);
+    if (!score_only) return channel->push(event);
+    GenerationEvent scored = event;
+    scored.tokens.clear();
+    scored.text.clear();
+    scored.completion_tokens = 0;
+    if (scored.finished && scored.finish_reason == "stop") scored.finish_reason = "length";
+    return channel->push(scored);
   });
   return {channel, id};
 }
@@ -226,7 +237,8 @@ void handle_completions(ServerContext& context, const httplib::Request& request,
   const Tokenizer& tokenizer = engine.tokenizer();
   std::vector<int32_t> prompt = parsed.prompt_text ? tokenizer.encode(*parsed.prompt_text) : parsed.prompt_tokens;
   check_vocabulary(tokenizer, prompt, "prompt");
-  check_context(engine, prompt.size(), parsed.sampling.max_tokens, "prompt", "max_tokens");
+  // max_tokens = 0 still takes one step (see submit): room for one token.
+  check_context(engine, prompt.size(), std::max<int64_t>(parsed.sampling.max_tokens, 1), "prompt", "max_tokens");
   const std::string prompt_text = parsed.prompt_text ? *parsed.prompt_text : tokenizer.decode(prompt);
 
   const ResponseMeta meta{make_response_id("cmpl"), unix_seconds(), context.model_name()};

@@ -2,7 +2,12 @@
 // bearer-token auth, and the listen / stop lifecycle over cpp-httplib.
 #include "serve/http/server.h"
 
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -78,11 +83,24 @@ void run_route(ServerContext& context, const Route& route, const httplib::Reques
   }
 }
 
+// httplib 0.11 listens with a backlog of 5: a burst of concurrent clients overflows it (dropped handshakes, 1 s
+// retransmits, failed reads). Listening again on the bound socket raises the backlog (Linux allows this).
+class ListeningServer : public httplib::Server {
+ public:
+  void raise_backlog(int backlog) {
+    if (::listen(svr_sock_, backlog) != 0) fail("listen(backlog ", backlog, ") failed on the bound socket");
+  }
+};
+
+constexpr int kListenBacklog = 1024;
+
 }  // namespace
 
 struct HttpServer::Impl {
   ServerContext context;
-  httplib::Server server;
+  ListeningServer server;
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> serving{false};  // inside serve()
 };
 
 HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -123,17 +141,27 @@ int HttpServer::bind(const std::string& host, int port) {
   if (port == 0) {
     const int bound = impl_->server.bind_to_any_port(host);
     if (bound <= 0) fail("cannot bind ", host, " on any port");
+    impl_->server.raise_backlog(kListenBacklog);
     return bound;
   }
   if (!impl_->server.bind_to_port(host, port)) fail("cannot bind ", host, ":", port, " (in use, or not a local address)");
+  impl_->server.raise_backlog(kListenBacklog);
   return port;
 }
 
 void HttpServer::serve() {
   std::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write must be an error return, not the end of the process
-  impl_->server.listen_after_bind();
+  impl_->serving = true;
+  if (!impl_->stop_requested) impl_->server.listen_after_bind();
+  impl_->serving = false;
 }
 
-void HttpServer::stop() { impl_->server.stop(); }
+// httplib's stop() does nothing before its listen loop runs, so a stop() racing a starting serve() waits for the
+// loop to start (or for serve() to see the request and return) before stopping it.
+void HttpServer::stop() {
+  impl_->stop_requested = true;
+  while (impl_->serving && !impl_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl_->server.stop();
+}
 
 }  // namespace stepwise::http
