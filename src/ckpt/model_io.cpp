@@ -1,8 +1,7 @@
 // Implementation of model weight I/O (see model_io.h).
 #include "ckpt/model_io.h"
 
-#include <set>
-
+#include "ckpt/convert_load.h"
 #include "core/error.h"
 
 namespace stepwise {
@@ -23,23 +22,20 @@ std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_exp
   return out;
 }
 
-void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model) {
+bool load_model_weights(const fs::path& dir, Step3Model<float>& model) {
   ParamTable<float>& params = model.params();
-  std::set<std::string> known;
-  for (const ParamSpec& s : params.specs()) {
-    file.read_f32(s.name, s.shape, params.value(s));
-    known.insert(s.name);
-  }
+  LoadedCheckpoint loaded = load_checkpoint_f32(dir, model.config(), params.specs(), params.data());
   const auto& layers = model.moe_layers();
   for (size_t i = 0; i < layers.size(); ++i) {
-    const std::string name = expert_bias_name(layers[i]);
-    known.insert(name);
+    auto it = loaded.expert_bias.find(layers[i]);
+    if (it == loaded.expert_bias.end()) continue;
     std::vector<float>& b = model.expert_bias(i);
-    if (file.find(name)) file.read_f32(name, {static_cast<int64_t>(b.size())}, b.data());
+    if (it->second.size() != b.size())
+      fail(dir.string(), ": tensor '", expert_bias_name(layers[i]), "' has ", it->second.size(), " values, expected ",
+           b.size());
+    b = it->second;
   }
-  for (const TensorInfo& t : file.tensors())
-    if (!known.count(t.name))
-      fail(file.path().string(), ": tensor '", t.name, "' does not belong to this model configuration");
+  return !loaded.expert_bias.empty();
 }
 
 }  // namespace stepwise

@@ -1,5 +1,6 @@
-// Model weights <-> checkpoint tensors: the ParamTable's tensors under their HF names (plus the MoE selection
-// biases when loss-free balancing is on), and loading them back with every name and shape checked.
+// Model weights <-> checkpoint tensors: the ParamTable's tensors under their HF names (plus the MoE selection biases
+// when loss-free balancing is on) for writing, and loading them back from any checkpoint layout (training, HF,
+// serving) through load_checkpoint_f32, which validates names, shapes and config.
 #pragma once
 #include <vector>
 
@@ -14,8 +15,9 @@ std::string expert_bias_name(int64_t layer);
 // Tensors of the model for model.safetensors (pointers into the model: keep it alive while writing).
 std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_expert_bias);
 
-// Loads every parameter from `file`; Error naming the tensor when one is missing, has another shape, or when the
-// file holds a tensor the model does not have. Expert biases are loaded when present.
-void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model);
+// Loads every parameter (and the expert biases the checkpoint holds) from checkpoint directory `dir`, whatever its
+// layout. Error naming the tensor/file on a missing, extra or misshapen tensor or a config mismatch. Returns whether
+// expert biases were loaded.
+bool load_model_weights(const fs::path& dir, Step3Model<float>& model);
 
 }  // namespace stepwise

@@ -1,6 +1,5 @@
-// Loads what the engine serves from a checkpoint directory: config.json, model.safetensors (fp32 training layout,
-// HF names, optional loss-free expert biases) and the tokenizer. The one place that knows checkpoint layouts, so
-// serving / HF layouts plug in here.
+// Loads what the engine serves from a checkpoint directory (training, HF or serving layout: ckpt/model_io.h),
+// with its optional loss-free expert biases, and the tokenizer.
 #pragma once
 #include <memory>
 

@@ -128,12 +128,12 @@ TrainSummary run_training(const RecipeConfig& r) {
       fail(r.file.string(), ": resume: '", r.resume, "' is not a training checkpoint (no trainer_state.json)");
   }
   if (resume_from.empty() && !r.init_from.empty()) {
-    if (!fs::exists(r.init_from / "model.safetensors"))
-      fail(r.file.string(), ": init_from: no checkpoint at '", r.init_from.string(), "' (model.safetensors missing)");
+    if (!fs::exists(r.init_from / "config.json"))
+      fail(r.file.string(), ": init_from: no checkpoint at '", r.init_from.string(), "' (config.json missing)");
     if (fs::exists(r.init_from / "tokenizer.model") && Tokenizer::load(r.init_from).hash() != tok.hash())
       fail(r.file.string(), ": init_from checkpoint '", r.init_from.string(), "' was trained with another tokenizer than '",
            r.data.tokenizer.string(), "'");
-    load_model_tensors(SafetensorsFile::open(r.init_from / "model.safetensors"), model);
+    load_model_weights(r.init_from, model);
     log_info("initialised from ", r.init_from.string());
   }
 
@@ -157,7 +157,7 @@ TrainSummary run_training(const RecipeConfig& r) {
     step = st.at("step").get<int64_t>();
     skipped_total = st.value("skipped_steps", int64_t(0));
     tokens_seen = st.value("tokens_seen", 0.0);
-    load_model_tensors(SafetensorsFile::open(resume_from / "model.safetensors"), model);
+    load_model_weights(resume_from, model);
     opt.load_state(SafetensorsFile::open(resume_from / "optimizer.safetensors"), model.params(),
                    st.at("optimizer_steps").get<int64_t>());
     stream.restore(st.at("loader"));
