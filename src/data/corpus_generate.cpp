@@ -14,6 +14,12 @@ std::string corpus_record_id(const std::string& prefix, size_t index) {
   return prefix + "-" + digits;
 }
 
+void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& prefix) {
+  CorpusRng rng = corpus_rng(options, "order", prefix);
+  rng.shuffle(records);
+  for (size_t i = 0; i < records.size(); ++i) records[i]["id"] = corpus_record_id(prefix, i + 1);
+}
+
 Corpus generate_corpus(const KnowledgeBase& kb, const CorpusOptions& options) {
   const std::pair<const char*, int> counts[] = {{"pretrain_per_condition", options.pretrain_per_condition},
                                                 {"sft_per_condition", options.sft_per_condition},

@@ -28,4 +28,8 @@ std::vector<nlohmann::json> generate_eval_qa(const KnowledgeBase& kb, const Corp
 // "pretrain-000042"
 std::string corpus_record_id(const std::string& prefix, size_t index);
 
+// Shuffles a training split deterministically (so any slice, e.g. the held-out tail the trainer uses, mixes every
+// department and document kind), then numbers the records "<prefix>-000001", ...
+void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& prefix);
+
 }  // namespace stepwise

@@ -118,7 +118,7 @@ std::vector<json> generate_preference(const KnowledgeBase& kb, const CorpusOptio
       out.back()["department"] = c.department;
     }
   }
-  for (size_t i = 0; i < out.size(); ++i) out[i]["id"] = corpus_record_id("preference", i + 1);
+  shuffle_and_number(out, options, "preference");
   return out;
 }
 

@@ -239,7 +239,7 @@ std::vector<json> generate_pretrain(const KnowledgeBase& kb, const CorpusOptions
     CorpusRng rng = corpus_rng(options, "pretrain-formula", kb.formulas[i].name);
     out.push_back(record(formulary_page(kb, i, options.min_document_chars, rng), "formulary", "中医科"));
   }
-  for (size_t i = 0; i < out.size(); ++i) out[i]["id"] = corpus_record_id("pretrain", i + 1);
+  shuffle_and_number(out, options, "pretrain");
   return out;
 }
 

@@ -107,7 +107,7 @@ std::vector<json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& opt
     for (int k = 0; k < 2; ++k)
       out.push_back(json{{"conversations", formula_conversation(kb, f, rng)}, {"department", "中医科"}});
   }
-  for (size_t i = 0; i < out.size(); ++i) out[i]["id"] = corpus_record_id("sft", i + 1);
+  shuffle_and_number(out, options, "sft");
   return out;
 }
 

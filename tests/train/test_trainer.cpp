@@ -33,13 +33,13 @@ struct Fixture {
     write_file_atomic(corpus, all.substr(0, pos));
     TokenizerTrainOptions o;
     o.inputs = {corpus};
-    o.vocab_size = 1200;
+    o.vocab_size = 3000;
     Tokenizer::train(o, dir / "tok");
     write_file_atomic(dir / "model.yaml",
                       "hidden_size: 32\nnum_hidden_layers: 2\nnum_attention_heads: 2\nnum_attention_groups: 1\n"
                       "head_dim: 16\nshare_q_dim: 24\nintermediate_size: 48\nmoe_layers_enum: \"1\"\n"
                       "moe_num_experts: 4\nmoe_top_k: 2\nmoe_intermediate_size: 16\nshare_expert_dim: 16\n"
-                      "vocab_size: 1200\nrope_theta: 10000\nmax_position_embedding: 512\n");
+                      "vocab_size: 3000\nrope_theta: 10000\nmax_position_embedding: 512\n");
     write_file_atomic(dir / "recipe.yaml",
                       "stage: pretrain\nmodel: " + (dir / "model.yaml").string() + "\ndata:\n  train: " +
                           corpus.string() + "\n  tokenizer: " + (dir / "tok").string() + "\n  cache_dir: " +
@@ -156,7 +156,8 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
 
 TEST(Trainer, HeldOutLossDecreases) {
   const fs::path run = fixture().dir / "learn";
-  RunResult r = run_train({"output.dir=" + run.string(), "resume=none", "train.max_steps=40", "train.eval_every=40"});
+  RunResult r = run_train({"output.dir=" + run.string(), "resume=none", "train.max_steps=60", "train.eval_every=60",
+                           "train.lr=1e-2", "train.min_lr=1e-3", "train.micro_batch=8", "data.seq_len=64"});
   ASSERT_EQ(r.status, 0) << r.output;
   std::vector<double> eval;
   for (const auto& rec : read_metrics(run / "metrics.jsonl"))
