@@ -13,5 +13,6 @@ void register_train_commands(CLI::App& app);         // train, plot             
 void register_convert_command(CLI::App& app);        // convert                          (cmd_convert.cpp)
 void register_bench_commands(CLI::App& app);         // bench train (+ bench decode)     (cmd_bench.cpp)
 void register_bench_decode_command(CLI::App& bench); // bench decode                     (cmd_bench_decode.cpp)
+void register_eval_command(CLI::App& app);           // eval, eval compare               (cmd_eval.cpp)
 
 }  // namespace stepwise::cli
