@@ -14,5 +14,6 @@ void register_convert_command(CLI::App& app);        // convert                 
 void register_bench_commands(CLI::App& app);         // bench train (+ bench decode)     (cmd_bench.cpp)
 void register_bench_decode_command(CLI::App& bench); // bench decode                     (cmd_bench_decode.cpp)
 void register_eval_command(CLI::App& app);           // eval, eval compare               (cmd_eval.cpp)
+void register_serve_command(CLI::App& app);          // serve                            (cmd_serve.cpp)
 
 }  // namespace stepwise::cli
