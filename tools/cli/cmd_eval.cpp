@@ -62,8 +62,10 @@ std::unique_ptr<eval::EvalBackend> make_backend(const EvalArgs& a) {
 }
 
 std::string percent(const eval::AccuracyCell& c) {
-  return cat(static_cast<double>(static_cast<int64_t>(c.accuracy() * 1000.0 + 0.5)) / 10.0, "% (", c.correct, "/",
-             c.total, ")");
+  char text[96];
+  std::snprintf(text, sizeof text, "%.1f%% (%lld/%lld)", 100.0 * c.accuracy(), static_cast<long long>(c.correct),
+                static_cast<long long>(c.total));
+  return text;
 }
 
 void run_eval_command(const EvalArgs& a) {
