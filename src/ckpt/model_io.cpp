@@ -1,6 +1,7 @@
 // Implementation of model weight I/O (see model_io.h).
 #include "ckpt/model_io.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -23,12 +24,15 @@ std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_exp
   return out;
 }
 
-void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model) {
+void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model,
+                        const std::vector<std::string>& may_be_absent) {
   ParamTable<float>& params = model.params();
   std::set<std::string> known;
   for (const ParamSpec& s : params.specs()) {
-    file.read_f32(s.name, s.shape, params.value(s));
     known.insert(s.name);
+    const bool optional = std::find(may_be_absent.begin(), may_be_absent.end(), s.name) != may_be_absent.end();
+    if (optional && !file.find(s.name)) continue;
+    file.read_f32(s.name, s.shape, params.value(s));
   }
   const auto& layers = model.moe_layers();
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -15,7 +15,9 @@ std::string expert_bias_name(int64_t layer);
 std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_expert_bias);
 
 // Loads every parameter from `file`; Error naming the tensor when one is missing, has another shape, or when the
-// file holds a tensor the model does not have. Expert biases are loaded when present.
-void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model);
+// file holds a tensor the model does not have. Expert biases are loaded when present. Parameters named in
+// `may_be_absent` keep their current values when the file lacks them (a reward head over an SFT checkpoint).
+void load_model_tensors(const SafetensorsFile& file, Step3Model<float>& model,
+                        const std::vector<std::string>& may_be_absent = {});
 
 }  // namespace stepwise
