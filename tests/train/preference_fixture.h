@@ -57,19 +57,19 @@ struct PreferenceFixture {
     write_file_atomic(dir / "preference.jsonl", corpus_head("preference.jsonl", preference_pairs));
     TokenizerTrainOptions o;
     o.inputs = {dir / "sft.jsonl", dir / "preference.jsonl"};
-    o.vocab_size = 1000;
+    o.vocab_size = 2000;
     Tokenizer::train(o, dir / "tok");
     write_file_atomic(dir / "model.yaml",
                       "hidden_size: 32\nnum_hidden_layers: 2\nnum_attention_heads: 2\nnum_attention_groups: 1\n"
                       "head_dim: 16\nshare_q_dim: 24\nintermediate_size: 64\nmoe_layers_enum: \"1\"\n"
                       "moe_num_experts: 4\nmoe_top_k: 2\nmoe_intermediate_size: 32\nshare_expert_dim: 32\n"
-                      "vocab_size: 1000\nrope_theta: 10000\nmax_position_embedding: 512\n");
+                      "vocab_size: 2000\nrope_theta: 10000\nmax_position_embedding: 512\n");
     write_file_atomic(dir / "sft.yaml", recipe("sft", "sft.jsonl", "") +
-                                            "train:\n  micro_batch: 8\n  max_steps: 40\n  warmup_steps: 4\n"
-                                            "  lr: 3.0e-3\n  eval_every: 40\noutput:\n  save_every: 40\n");
+                                            "train:\n  micro_batch: 8\n  max_steps: 20\n  warmup_steps: 2\n"
+                                            "  lr: 3.0e-3\n  eval_every: 20\noutput:\n  save_every: 20\n");
     const CommandResult r = train(dir / "sft.yaml", {"output.dir=" + (dir / "sft").string()});
     if (r.status != 0) throw std::runtime_error("making the SFT checkpoint failed:\n" + r.output);
-    sft_checkpoint = dir / "sft" / "checkpoint-40";
+    sft_checkpoint = dir / "sft" / "checkpoint-20";
   }
 
   // Recipe text of a stage over a data file of the fixture; `extra` is appended (more top-level sections).

@@ -109,9 +109,9 @@ fs::path write_recipe(const std::string& name, const std::string& text) {
 
 fs::path dpo_recipe() {
   return write_recipe("dpo.yaml", fixture().recipe("dpo", "preference.jsonl", fixture().sft_checkpoint.string()) +
-                                      "dpo:\n  beta: 0.1\ntrain:\n  micro_batch: 8\n  max_steps: 30\n"
+                                      "dpo:\n  beta: 0.1\ntrain:\n  micro_batch: 8\n  max_steps: 10\n"
                                       "  warmup_steps: 3\n  lr: 3.0e-3\n  min_lr: 3.0e-4\n  weight_decay: 0\n"
-                                      "  eval_every: 15\noutput:\n  save_every: 15\n");
+                                      "  eval_every: 5\noutput:\n  save_every: 5\n");
 }
 
 TEST(DpoStage, HeldOutRewardAccuracyRises) {
@@ -119,23 +119,24 @@ TEST(DpoStage, HeldOutRewardAccuracyRises) {
   const CommandResult r = PreferenceFixture::train(dpo_recipe(), {"output.dir=" + run.string()});
   ASSERT_EQ(r.status, 0) << r.output;
   const std::vector<double> acc = metric(run, "eval_accuracy"), loss = metric(run, "loss");
-  ASSERT_EQ(acc.size(), 3u) << r.output;   // steps 0, 15, 30
+  ASSERT_EQ(acc.size(), 3u) << r.output;   // steps 0, 5, 10
   EXPECT_NEAR(acc.front(), 0.5, 0.1) << "policy == reference: implicit rewards tie";
   EXPECT_GT(acc.back(), acc.front() + 0.1) << r.output;
   EXPECT_NEAR(loss.front(), std::log(2.0), 0.02);
   for (const auto& rec : read_metrics(run / "metrics.jsonl"))
-    if (rec.value("step", 0) > 0)
+    if (rec.value("step", 0) > 0) {
       for (const char* key : {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracy", "rewards/margin", "lr",
                               "grad_norm"})
         EXPECT_TRUE(rec.contains(key)) << key;
+    }
   EXPECT_TRUE(fs::exists(run / "reference_logps.json"));
-  EXPECT_TRUE(fs::exists(run / "checkpoint-30" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(run / "checkpoint-10" / "model.safetensors"));
   EXPECT_NE(r.output.find("held-out pair accuracy"), std::string::npos) << r.output;
 }
 
 TEST(DpoStage, FrozenReferenceMatchesPrecomputed) {
   const fs::path a = fixture().dir / "pre", b = fixture().dir / "frozen";
-  const std::vector<std::string> common = {"train.max_steps=3", "train.eval_every=100"};
+  const std::vector<std::string> common = {"train.max_steps=3", "train.eval_every=100", "data.eval_samples=8"};
   auto args = [&](const fs::path& out, const std::string& ref) {
     std::vector<std::string> v = common;
     v.push_back("output.dir=" + out.string());
@@ -153,16 +154,48 @@ TEST(DpoStage, FrozenReferenceMatchesPrecomputed) {
   EXPECT_FALSE(fs::exists(b / "reference_logps.json"));
 }
 
+TEST(DpoStage, ResumedRunMatchesStraightRun) {
+  // Constant lr, so a 3-step run continued to 6 steps follows the same schedule as a straight 6-step run.
+  const fs::path straight = fixture().dir / "straight", resumed = fixture().dir / "resumed";
+  const std::vector<std::string> common = {"train.schedule=constant", "train.warmup_steps=0", "train.eval_every=100",
+                                           "data.eval_samples=8", "output.save_every=3", "resume=auto"};
+  auto args = [&](const fs::path& out, int steps) {
+    std::vector<std::string> v = common;
+    v.push_back("output.dir=" + out.string());
+    v.push_back("train.max_steps=" + std::to_string(steps));
+    return v;
+  };
+  const CommandResult a = PreferenceFixture::train(dpo_recipe(), args(straight, 6));
+  ASSERT_EQ(a.status, 0) << a.output;
+  const CommandResult b1 = PreferenceFixture::train(dpo_recipe(), args(resumed, 3));
+  ASSERT_EQ(b1.status, 0) << b1.output;
+  const CommandResult b2 = PreferenceFixture::train(dpo_recipe(), args(resumed, 6));
+  ASSERT_EQ(b2.status, 0) << b2.output;
+  EXPECT_NE(b2.output.find("resuming from"), std::string::npos) << b2.output;
+  const auto la = metric(straight, "loss"), lb = metric(resumed, "loss");
+  ASSERT_EQ(la.size(), 6u);
+  ASSERT_EQ(lb.size(), 6u);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i], lb[i]) << "step " << i + 1;
+  // A dpo run directory does not resume as another stage.
+  const CommandResult c = PreferenceFixture::train(
+      write_recipe("rm_here.yaml", fixture().recipe("rm", "preference.jsonl", fixture().sft_checkpoint.string())),
+      {"output.dir=" + resumed.string(), "resume=auto"});
+  EXPECT_EQ(c.status, 2);
+  EXPECT_NE(c.output.find("is from stage 'dpo', not 'rm'"), std::string::npos) << c.output;
+}
+
 TEST(DpoStage, IpoAndSimpoRun) {
   for (const std::string loss : {"ipo", "simpo"}) {
     const fs::path run = fixture().dir / loss;
     const CommandResult r = PreferenceFixture::train(
-        dpo_recipe(), {"output.dir=" + run.string(), "dpo.loss=" + loss, "train.max_steps=4", "train.eval_every=4"});
+        dpo_recipe(), {"output.dir=" + run.string(), "dpo.loss=" + loss, "train.max_steps=4", "train.eval_every=4", "data.eval_samples=8"});
     ASSERT_EQ(r.status, 0) << r.output;
     const auto losses = metric(run, "loss");
     ASSERT_EQ(losses.size(), 4u);
     for (double l : losses) EXPECT_TRUE(std::isfinite(l));
-    if (loss == "ipo") EXPECT_NEAR(losses.front(), 1.0 / (4 * 0.1 * 0.1), 1.0);   // (0 - 1 / (2 beta))^2 = 25
+    if (loss == "ipo") {
+      EXPECT_NEAR(losses.front(), 1.0 / (4 * 0.1 * 0.1), 1.0);   // (0 - 1 / (2 beta))^2 = 25
+    }
     EXPECT_EQ(fs::exists(run / "reference_logps.json"), loss == "ipo");
   }
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "ckpt/safetensors.h"
+#include "core/error.h"
 #include "preference_fixture.h"
 #include "train/optimizer.h"
 #include "train/rm.h"
@@ -37,8 +38,9 @@ void expect_gradients(ParamTable<double>& params, const std::function<double()>&
       worst = std::max(worst, std::abs(numeric - analytic) / std::max(1e-4, std::abs(numeric) + std::abs(analytic)));
     }
     EXPECT_LT(worst, 1e-5) << s.name;
-    if (lm_head_free && s.name == "lm_head.weight")
+    if (lm_head_free && s.name == "lm_head.weight") {
       for (int64_t i = 0; i < s.count; ++i) ASSERT_EQ(params.grad(s)[i], 0.0);
+    }
   }
 }
 
