@@ -1,6 +1,8 @@
 // Implementation of model weight I/O (see model_io.h).
 #include "ckpt/model_io.h"
 
+#include <algorithm>
+
 #include "ckpt/convert_load.h"
 #include "core/error.h"
 
@@ -22,9 +24,17 @@ std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_exp
   return out;
 }
 
-bool load_model_weights(const fs::path& dir, Step3Model<float>& model) {
+bool load_model_weights(const fs::path& dir, Step3Model<float>& model, const std::vector<std::string>& may_be_absent) {
   ParamTable<float>& params = model.params();
-  LoadedCheckpoint loaded = load_checkpoint_f32(dir, model.config(), params.specs(), params.data());
+  std::vector<ParamSpec> specs = params.specs();
+  if (!may_be_absent.empty()) {
+    const CheckpointReader reader = CheckpointReader::open(dir);
+    std::erase_if(specs, [&](const ParamSpec& s) {
+      return std::find(may_be_absent.begin(), may_be_absent.end(), s.name) != may_be_absent.end() &&
+             !reader.contains(s.name);
+    });
+  }
+  LoadedCheckpoint loaded = load_checkpoint_f32(dir, model.config(), specs, params.data());
   const auto& layers = model.moe_layers();
   for (size_t i = 0; i < layers.size(); ++i) {
     auto it = loaded.expert_bias.find(layers[i]);

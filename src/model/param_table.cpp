@@ -9,7 +9,7 @@
 
 namespace stepwise {
 
-std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg) {
+std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg, bool score_head) {
   const int64_t C = cfg.hidden_size, V = cfg.vocab_size, H = cfg.num_attention_heads, D = cfg.head_dim;
   const int64_t Q = cfg.share_q_dim, F = cfg.intermediate_size, E = cfg.moe_num_experts;
   const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim, L = cfg.num_hidden_layers;
@@ -72,6 +72,7 @@ std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg) {
   }
   norm("model.norm.weight", C, -1);
   matrix("lm_head.weight", {V, C}, -1, attention, std_in);
+  if (score_head) matrix(kScoreHeadName, {1, C}, -1, attention, std_in);
   return specs;
 }
 
@@ -82,8 +83,8 @@ int64_t param_arena_size(const std::vector<ParamSpec>& specs) {
 }
 
 template <class T>
-ParamTable<T>::ParamTable(const Step3Config& cfg, bool with_grad)
-    : cfg_(cfg), specs_(step3_param_specs(cfg)), with_grad_(with_grad) {
+ParamTable<T>::ParamTable(const Step3Config& cfg, bool with_grad, bool score_head)
+    : cfg_(cfg), specs_(step3_param_specs(cfg, score_head)), with_grad_(with_grad) {
   for (size_t i = 0; i < specs_.size(); ++i) index_.emplace(specs_[i].name, i);
   const int64_t n = param_arena_size(specs_);
   values_.assign(static_cast<size_t>(n), T(0));

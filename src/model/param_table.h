@@ -33,8 +33,11 @@ struct ParamSpec {
 constexpr int64_t kParamAlign = 16;   // elements; every tensor starts 64-byte aligned for fp32
 
 // The one list: every tensor of the model in checkpoint order (embed, layers 0..L-1, norm, lm_head) with offsets.
-// Allocates nothing, so it is cheap even for the full 316B configuration.
-std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg);
+// Allocates nothing, so it is cheap even for the full 316B configuration. With score_head (reward models) a last
+// tensor "score.weight" [1, C] follows lm_head (as HF's *ForSequenceClassification names it).
+std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg, bool score_head = false);
+
+inline constexpr const char* kScoreHeadName = "score.weight";
 
 // Arena size in elements (last offset + count, rounded up to kParamAlign).
 int64_t param_arena_size(const std::vector<ParamSpec>& specs);
@@ -42,8 +45,8 @@ int64_t param_arena_size(const std::vector<ParamSpec>& specs);
 template <class T>
 class ParamTable {
  public:
-  // Zero-filled values (call init()); the gradient arena exists only when with_grad.
-  explicit ParamTable(const Step3Config& cfg, bool with_grad = true);
+  // Zero-filled values (call init()); the gradient arena exists only when with_grad. score_head: see step3_param_specs.
+  explicit ParamTable(const Step3Config& cfg, bool with_grad = true, bool score_head = false);
 
   const Step3Config& config() const { return cfg_; }
   const std::vector<ParamSpec>& specs() const { return specs_; }

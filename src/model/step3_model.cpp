@@ -14,7 +14,7 @@ namespace stepwise {
 
 template <class T>
 Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool with_grad)
-    : cfg(c), opts(o), params(c, with_grad) {
+    : cfg(c), opts(o), params(c, with_grad, o.score_head) {
   cfg.validate("model config");
   auto ref = [&](const std::string& name) {
     const ParamSpec& s = params.spec(name);
@@ -25,6 +25,7 @@ Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool w
   embed = ref("model.embed_tokens.weight");
   final_norm = ref("model.norm.weight");
   lm_head = ref("lm_head.weight");
+  if (o.score_head) score = ref(kScoreHeadName);
   layers.resize(static_cast<size_t>(cfg.num_hidden_layers));
   int64_t moe_count = 0;
   for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
@@ -507,6 +508,7 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
     s.rstd_f = f.take(N);
     s.lse_f = f.take(N);
     s.loss = f.take(N);
+    s.score_out = f.take(N);
   };
   if (reshape || s.act_arena.empty()) {
     Carver<T> f;
@@ -563,6 +565,12 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
   lp.C = C;
   lp.V = s.cfg.vocab_size;
   cpu::lm_head_loss_forward(lp);
+  if (s.score.w)
+    for (int64_t i = 0; i < N; ++i) {
+      T r = 0;
+      for (int64_t c = 0; c < C; ++c) r += s.score.w[c] * s.hf[i * C + c];
+      s.score_out[i] = r;
+    }
 
   double total = 0;
   s.num_targets = 0;
@@ -590,6 +598,12 @@ std::vector<double> Step3Model<T>::token_logprobs() const {
 }
 
 template <class T>
+const T* Step3Model<T>::scores() const {
+  if (!s_->score.w) fail("Step3Model::scores: the model has no score head (ModelOptions::score_head)");
+  return s_->score_out;
+}
+
+template <class T>
 double Step3Model<T>::aux_loss() const {
   double total = 0;
   if (!s_->has_forward) return 0;
@@ -599,9 +613,10 @@ double Step3Model<T>::aux_loss() const {
 }
 
 template <class T>
-void Step3Model<T>::backward(const T* dloss, double aux_weight) {
+void Step3Model<T>::backward(const T* dloss, double aux_weight, const T* dscore) {
   Step3ModelState<T>& s = *s_;
   if (!s.has_forward) fail("Step3Model::backward called without a forward");
+  if (dscore && !s.score.w) fail("Step3Model::backward: dscore given but the model has no score head");
   if (!s.params.has_grad()) fail("Step3Model::backward: the model was built without gradients");
   const int64_t N = s.N, C = s.cfg.hidden_size, L = s.cfg.num_hidden_layers;
   const int64_t Q = s.cfg.share_q_dim, HD = s.cfg.num_attention_heads * s.cfg.head_dim, D = s.cfg.head_dim;
@@ -652,7 +667,19 @@ void Step3Model<T>::backward(const T* dloss, double aux_weight) {
   lp.N = N;
   lp.C = C;
   lp.V = s.cfg.vocab_size;
-  cpu::lm_head_loss_backward(lp);
+  if (dloss)
+    cpu::lm_head_loss_backward(lp);
+  else
+    std::fill(s.gs.dhf, s.gs.dhf + N * C, T(0));
+  if (dscore)   // r[n] = w . hf[n]:  dhf[n] += dscore[n] w,  dw += sum_n dscore[n] hf[n]
+    for (int64_t i = 0; i < N; ++i) {
+      const T d = dscore[i];
+      if (d == T(0)) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        s.gs.dhf[i * C + c] += d * s.score.w[c];
+        s.score.g[c] += d * s.hf[i * C + c];
+      }
+    }
   rmsnorm_back(s.gs.dx, false, s.gs.dhf, s.resid[static_cast<size_t>(L)], s.rstd_f, s.final_norm, N, C,
                s.cfg.rms_norm_eps);
   for (int64_t l = L - 1; l >= 0; --l) {

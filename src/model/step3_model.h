@@ -24,6 +24,7 @@ struct TrainBatch {
 struct ModelOptions {
   double aux_loss_coef = 0;   // Switch-style load-balancing loss per MoE layer: coef * E * sum_e f_e * P_e
   bool expert_bias = false;   // DeepSeek-V3 loss-free balancing: per-layer selection bias, see update_expert_bias
+  bool score_head = false;    // reward models: scalar head "score.weight" [1, C] in the ParamTable (construction only)
 };
 
 // Per-sequence KV cache: per layer the rotated keys and the values of every token seen so far.
@@ -76,10 +77,14 @@ class Step3Model {
   const T* token_loss() const;                 // (B*T) per-token cross-entropy of the last forward, 0 where ignored
   std::vector<double> token_logprobs() const;  // (B*T) log p(target | prefix), 0 where ignored (for DPO / RM / GRPO)
   double aux_loss() const;                     // sum over MoE layers of the auxiliary loss (coefficient applied)
+  // (B*T) per-position scalar r[n] = score.weight . final_norm(h[n]) of the last forward (score_head models only).
+  const T* scores() const;
 
-  // Accumulates (+=) into params().grad_data() the gradient of  sum_n dloss[n] * loss[n] + aux_weight * aux_loss()
-  // for the last forward. dloss: (B*T); entries at ignored targets are not used.
-  void backward(const T* dloss, double aux_weight = 1.0);
+  // Accumulates (+=) into params().grad_data() the gradient of
+  //   sum_n dloss[n] * loss[n] + aux_weight * aux_loss() + sum_n dscore[n] * scores()[n]
+  // for the last forward. dloss: (B*T), entries at ignored targets are not used; null = no LM-loss term (the LM head
+  // is skipped). dscore: (B*T) or null; needs a score head.
+  void backward(const T* dloss, double aux_weight = 1.0, const T* dscore = nullptr);
   // backward() with dloss[n] = 1 / num_target_tokens(): the gradient of forward()'s return value + aux_loss().
   void backward_mean();
 

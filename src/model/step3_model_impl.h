@@ -115,6 +115,7 @@ struct Step3ModelState {
   ParamTable<T> params;
   std::vector<LayerWeights<T>> layers;
   TensorRef<T> embed, final_norm, lm_head;
+  TensorRef<T> score;                               // (1, C) score head; null without ModelOptions::score_head
   std::vector<int64_t> moe_layers;
   std::vector<std::vector<float>> expert_bias;    // [moe layer] (E)
   std::vector<std::vector<double>> expert_load;   // [moe layer] (E)
@@ -132,6 +133,7 @@ struct Step3ModelState {
   T* rstd_f = nullptr;                              // (N)
   T* lse_f = nullptr;                               // (N)
   T* loss = nullptr;                                // (N)
+  T* score_out = nullptr;                           // (N) score head output
   bool has_forward = false;
   std::vector<T> grad_arena;
   GradScratch<T> gs;

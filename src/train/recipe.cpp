@@ -2,6 +2,7 @@
 // parsing, unknown-key suggestions and overrides, so the three cannot drift apart.
 #include "train/recipe.h"
 
+#include <cmath>
 #include <functional>
 #include <variant>
 
@@ -52,6 +53,12 @@ std::vector<Field> fields_of(RecipeConfig& c) {
       {"moe.balance", &c.moe.balance},
       {"moe.aux_loss_coef", &c.moe.aux_loss_coef},
       {"moe.bias_update_rate", &c.moe.bias_update_rate},
+      {"dpo.loss", &c.dpo.loss},
+      {"dpo.beta", &c.dpo.beta},
+      {"dpo.label_smoothing", &c.dpo.label_smoothing},
+      {"dpo.reference", &c.dpo.reference},
+      {"simpo.gamma", &c.simpo.gamma},
+      {"rm.center_coef", &c.rm.center_coef},
       {"output.dir", &c.output.dir},
       {"output.save_every", &c.output.save_every},
       {"output.keep_last", &c.output.keep_last},
@@ -153,6 +160,15 @@ void validate(const RecipeConfig& c) {
   one_of("train.dtype", c.train.dtype, {"fp32", "bf16"});
   one_of("train.schedule", c.train.schedule, {"cosine", "linear", "constant"});
   one_of("moe.balance", c.moe.balance, {"aux", "bias", "none"});
+  one_of("dpo.loss", c.dpo.loss, {"dpo", "ipo", "simpo"});
+  one_of("dpo.reference", c.dpo.reference, {"precompute", "frozen"});
+  positive("dpo.beta", c.dpo.beta);
+  if (!(c.dpo.label_smoothing >= 0 && c.dpo.label_smoothing < 0.5))
+    fail(f, ": key 'dpo.label_smoothing' must be in [0, 0.5) (got ", c.dpo.label_smoothing, ")");
+  if (!std::isfinite(c.simpo.gamma)) fail(f, ": key 'simpo.gamma' must be a finite number");
+  if (!(c.rm.center_coef >= 0)) fail(f, ": key 'rm.center_coef' must be >= 0 (got ", c.rm.center_coef, ")");
+  if (c.stage == "dpo" && c.init_from.empty())
+    fail(f, ": stage 'dpo' needs 'init_from': the SFT checkpoint the policy starts from (and the reference model)");
   if (c.model.empty()) fail(f, ": key 'model' is required (a recipes/models/*.yaml or config.json path)");
   if (c.data.train.empty()) fail(f, ": key 'data.train' is required");
   if (c.data.tokenizer.empty()) fail(f, ": key 'data.tokenizer' is required");

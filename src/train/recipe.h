@@ -51,6 +51,21 @@ struct RecipeConfig {
     double bias_update_rate = 1e-3;
   } moe;
 
+  struct Dpo {                    // stage dpo (init_from required: the policy starts there and it is the reference)
+    std::string loss = "dpo";     // dpo (sigmoid) | ipo | simpo (no reference, length-normalised)
+    double beta = 0.1;
+    double label_smoothing = 0.0; // dpo / simpo: probability a preference label is flipped, in [0, 0.5)
+    std::string reference = "precompute";  // precompute (reference log-probs once per pair, cached) | frozen
+  } dpo;
+
+  struct Simpo {
+    double gamma = 0.5;           // target reward margin
+  } simpo;
+
+  struct Rm {                     // stage rm: Bradley-Terry reward model (decoder + scalar head)
+    double center_coef = 0.0;     // adds center_coef * (r_chosen + r_rejected)^2 to keep rewards near zero
+  } rm;
+
   struct Output {
     fs::path dir = "runs/pretrain";
     int64_t save_every = 100;

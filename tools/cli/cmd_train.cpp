@@ -27,7 +27,7 @@ void register_plot(CLI::App& app) {
 }
 
 void register_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "run one training stage from a recipe (pretrain | sft)");
+  auto* cmd = app.add_subcommand("train", "run one training stage from a recipe (pretrain | sft | dpo | rm)");
   auto recipe = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
   cmd->add_option("recipe", *recipe, "recipe YAML, e.g. recipes/medical/pretrain.yaml")->required();
@@ -40,6 +40,8 @@ void register_train(CLI::App& app) {
                 s.last_loss);
     if (s.first_eval_loss >= 0 && s.last_eval_loss >= 0)
       std::printf(", held-out loss %.4f -> %.4f", s.first_eval_loss, s.last_eval_loss);
+    if (s.first_eval_accuracy >= 0 && s.last_eval_accuracy >= 0)
+      std::printf(", held-out pair accuracy %.4f -> %.4f", s.first_eval_accuracy, s.last_eval_accuracy);
     std::printf("%s\ncheckpoint: %s\n", s.interrupted ? " (interrupted)" : "", s.last_checkpoint.c_str());
     if (s.skipped_steps > 0) std::printf("skipped steps (non-finite): %lld\n", static_cast<long long>(s.skipped_steps));
   });
