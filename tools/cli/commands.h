@@ -15,5 +15,6 @@ void register_bench_commands(CLI::App& app);         // bench train (+ bench dec
 void register_bench_decode_command(CLI::App& bench); // bench decode                     (cmd_bench_decode.cpp)
 void register_eval_command(CLI::App& app);           // eval, eval compare               (cmd_eval.cpp)
 void register_serve_command(CLI::App& app);          // serve                            (cmd_serve.cpp)
+void register_run_command(CLI::App& app);            // run PIPELINE                     (cmd_run.cpp)
 
 }  // namespace stepwise::cli

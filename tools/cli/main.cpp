@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   stepwise::cli::register_bench_commands(app);
   stepwise::cli::register_eval_command(app);
   stepwise::cli::register_serve_command(app);
+  stepwise::cli::register_run_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,389 @@
+// Implementation of `stepwise run` (see pipeline.h).
+#include "cli/pipeline.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "ckpt/checkpoint.h"
+#include "ckpt/convert.h"
+#include "ckpt/model_io.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "core/svg_chart.h"
+#include "data/loaders.h"
+#include "data/token_shard.h"
+#include "data/tokenizer.h"
+#include "eval/report.h"
+#include "eval/runner.h"
+#include "eval/runner_engine.h"
+#include "model/step3_model.h"
+#include "train/metrics.h"
+#include "train/preference_trainer.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace stepwise {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------- configuration --
+
+const std::vector<std::string> kTopKeys = {"output_dir", "tokenizer", "stages", "convert", "eval"};
+const std::vector<std::string> kTokenizerKeys = {"inputs", "vocab_size"};
+const std::vector<std::string> kStageKeys = {"name", "recipe", "overrides", "evaluate"};
+const std::vector<std::string> kConvertKeys = {"dtype"};
+const std::vector<std::string> kEvalKeys = {"benchmarks", "limit", "concurrency", "preference", "preference_pairs"};
+
+void check_keys(const YAML::Node& node, const std::vector<std::string>& valid, const std::string& where,
+                const fs::path& file) {
+  if (!node.IsMap()) fail(file.string(), ": '", where, "' must be a mapping");
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (std::find(valid.begin(), valid.end(), key) != valid.end()) continue;
+    const std::string hint = closest_match(key, valid);
+    fail(file.string(), ": unknown key '", where.empty() ? key : where + "." + key, "'",
+         hint.empty() ? "" : " (did you mean '" + hint + "'?)");
+  }
+}
+
+template <class T>
+T scalar(const YAML::Node& node, const std::string& key, const fs::path& file) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    fail(file.string(), ": key '", key, "': '", node.IsScalar() ? node.Scalar() : "(not a value)", "' is not valid");
+  }
+}
+
+std::vector<fs::path> path_list(const YAML::Node& node, const std::string& key, const fs::path& file) {
+  if (!node.IsSequence()) fail(file.string(), ": key '", key, "' must be a list of paths");
+  std::vector<fs::path> out;
+  for (const auto& item : node) out.emplace_back(scalar<std::string>(item, key, file));
+  return out;
+}
+
+void apply_top_override(PipelineConfig& c, const std::string& key, const std::string& value) {
+  const YAML::Node v = YAML::Load(value);
+  if (key == "output_dir") c.output_dir = value;
+  else if (key == "tokenizer.vocab_size") c.tokenizer_vocab_size = scalar<int64_t>(v, key, "override");
+  else if (key == "convert.dtype") c.convert_dtype = value;
+  else if (key == "eval.limit") c.eval_limit = scalar<int64_t>(v, key, "override");
+  else if (key == "eval.concurrency") c.eval_concurrency = scalar<int64_t>(v, key, "override");
+  else if (key == "eval.preference_pairs") c.preference_pairs = scalar<int64_t>(v, key, "override");
+  else if (key == "eval.preference") c.preference = value;
+  else {
+    std::vector<std::string> valid = {"output_dir", "tokenizer.vocab_size", "convert.dtype", "eval.limit",
+                                      "eval.concurrency", "eval.preference_pairs", "eval.preference"};
+    for (const auto& s : c.stages) valid.push_back(s.name + ".<recipe key>");
+    const std::string hint = closest_match(key, valid);
+    fail("override: unknown key '", key, "'", hint.empty() ? "" : " (did you mean '" + hint + "'?)");
+  }
+}
+
+}  // namespace
+
+PipelineConfig load_pipeline(const fs::path& file, const std::vector<std::string>& overrides) {
+  PipelineConfig c;
+  c.file = file;
+  YAML::Node root;
+  try {
+    root = YAML::Load(read_file(file));
+  } catch (const YAML::Exception& e) {
+    fail(file.string(), ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
+  }
+  check_keys(root, kTopKeys, "", file);
+  if (root["output_dir"]) c.output_dir = scalar<std::string>(root["output_dir"], "output_dir", file);
+  if (const YAML::Node t = root["tokenizer"]) {
+    check_keys(t, kTokenizerKeys, "tokenizer", file);
+    if (t["inputs"]) c.tokenizer_inputs = path_list(t["inputs"], "tokenizer.inputs", file);
+    if (t["vocab_size"]) c.tokenizer_vocab_size = scalar<int64_t>(t["vocab_size"], "tokenizer.vocab_size", file);
+  }
+  if (!root["stages"] || !root["stages"].IsSequence() || root["stages"].size() == 0)
+    fail(file.string(), ": key 'stages' must list at least one stage ({name, recipe})");
+  for (const auto& s : root["stages"]) {
+    check_keys(s, kStageKeys, "stages[]", file);
+    PipelineStage st;
+    if (!s["name"] || !s["recipe"]) fail(file.string(), ": every stage needs 'name' and 'recipe'");
+    st.name = scalar<std::string>(s["name"], "stages[].name", file);
+    st.recipe = scalar<std::string>(s["recipe"], "stages[].recipe", file);
+    if (s["evaluate"]) st.evaluate = scalar<bool>(s["evaluate"], "stages[].evaluate", file);
+    if (s["overrides"])
+      for (const auto& o : s["overrides"]) st.overrides.push_back(scalar<std::string>(o, "stages[].overrides", file));
+    for (const auto& other : c.stages)
+      if (other.name == st.name) fail(file.string(), ": stage name '", st.name, "' is used twice");
+    c.stages.push_back(st);
+  }
+  if (const YAML::Node cv = root["convert"]) {
+    check_keys(cv, kConvertKeys, "convert", file);
+    if (cv["dtype"]) c.convert_dtype = scalar<std::string>(cv["dtype"], "convert.dtype", file);
+  }
+  if (const YAML::Node e = root["eval"]) {
+    check_keys(e, kEvalKeys, "eval", file);
+    if (e["benchmarks"]) c.benchmarks = path_list(e["benchmarks"], "eval.benchmarks", file);
+    if (e["limit"]) c.eval_limit = scalar<int64_t>(e["limit"], "eval.limit", file);
+    if (e["concurrency"]) c.eval_concurrency = scalar<int64_t>(e["concurrency"], "eval.concurrency", file);
+    if (e["preference"]) c.preference = scalar<std::string>(e["preference"], "eval.preference", file);
+    if (e["preference_pairs"]) c.preference_pairs = scalar<int64_t>(e["preference_pairs"], "eval.preference_pairs", file);
+  }
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) fail("override '", o, "': expected key=value");
+    const std::string key = o.substr(0, eq), value = o.substr(eq + 1);
+    const size_t dot = key.find('.');
+    auto stage = std::find_if(c.stages.begin(), c.stages.end(),
+                              [&](const PipelineStage& s) { return dot != std::string::npos && key.substr(0, dot) == s.name; });
+    if (stage != c.stages.end())
+      stage->overrides.push_back(key.substr(dot + 1) + "=" + value);
+    else
+      apply_top_override(c, key, value);
+  }
+  if (c.tokenizer_inputs.empty()) fail(file.string(), ": key 'tokenizer.inputs' must list the corpus files");
+  for (const auto& p : c.tokenizer_inputs)
+    if (!fs::exists(p)) fail(file.string(), ": tokenizer input '", p.string(), "' does not exist");
+  for (const auto& p : c.benchmarks)
+    if (!fs::exists(p)) fail(file.string(), ": benchmark '", p.string(), "' does not exist");
+  parse_weight_dtype(c.convert_dtype);  // validates: Error listing the valid names
+  return c;
+}
+
+namespace {
+
+// --------------------------------------------------------------------------------------------------- stages --
+
+struct StageResult {
+  PipelineStage stage;
+  RecipeConfig recipe;
+  fs::path checkpoint;  // the stage's final checkpoint
+  std::vector<nlohmann::json> metrics;
+  double seconds = 0;   // training time of this invocation (0 when skipped)
+  bool skipped = false;
+};
+
+int64_t checkpoint_step(const fs::path& ckpt) {
+  return nlohmann::json::parse(read_file(ckpt / "trainer_state.json")).at("step").get<int64_t>();
+}
+
+fs::path ensure_tokenizer(const PipelineConfig& c) {
+  const fs::path dir = c.output_dir / "tokenizer";
+  if (fs::exists(dir / "tokenizer.model") && fs::exists(dir / "tokenizer.json")) {
+    log_info("tokenizer: ", dir.string(), " exists, skipped");
+    return dir;
+  }
+  TokenizerTrainOptions o;
+  o.inputs = c.tokenizer_inputs;
+  o.vocab_size = static_cast<int32_t>(c.tokenizer_vocab_size);
+  Tokenizer::train(o, dir);
+  return dir;
+}
+
+StageResult run_stage(const PipelineConfig& c, const PipelineStage& stage, const fs::path& tokenizer,
+                      const fs::path& init_from) {
+  StageResult res;
+  res.stage = stage;
+  const fs::path run_dir = c.output_dir / stage.name;
+  std::vector<std::string> overrides = {"output.dir=" + run_dir.string(), "data.tokenizer=" + tokenizer.string(),
+                                        "data.cache_dir=" + (c.output_dir / "cache").string(), "resume=auto"};
+  if (!init_from.empty()) overrides.push_back("init_from=" + init_from.string());
+  overrides.insert(overrides.end(), stage.overrides.begin(), stage.overrides.end());
+  res.recipe = load_recipe(stage.recipe, overrides);
+  auto latest = latest_checkpoint(run_dir);
+  if (latest && checkpoint_step(*latest) >= res.recipe.train.max_steps) {
+    log_info("stage ", stage.name, ": complete (", latest->string(), "), skipped");
+    res.skipped = true;
+  } else {
+    log_info("stage ", stage.name, " (", res.recipe.stage, "): ", stage.recipe.string(),
+             init_from.empty() ? "" : " from " + init_from.string());
+    TrainSummary s = run_training(res.recipe);
+    if (s.interrupted) fail("stage ", stage.name, " was interrupted; run the pipeline again to resume it");
+    res.seconds = s.seconds;
+    latest = latest_checkpoint(run_dir);
+  }
+  if (!latest) fail("stage ", stage.name, ": no checkpoint in ", run_dir.string());
+  res.checkpoint = *latest;
+  res.metrics = read_metrics(run_dir / "metrics.jsonl");
+  write_file_atomic(run_dir / "loss.svg", plot_metrics_svg(res.metrics, stage.name));
+  return res;
+}
+
+fs::path ensure_serving_checkpoint(const PipelineConfig& c, const StageResult& s) {
+  const fs::path dir = c.output_dir / "serve" / s.stage.name;
+  const fs::path stamp = dir / "source.txt";  // which training checkpoint it was converted from
+  if (fs::exists(stamp) && read_file(stamp) == s.checkpoint.string()) return dir;
+  ConvertOptions o;
+  o.format = ConvertFormat::serve;
+  o.dtype = parse_weight_dtype(c.convert_dtype);
+  o.overwrite = true;
+  convert_checkpoint(s.checkpoint, dir, o);
+  write_file_atomic(stamp, s.checkpoint.string());
+  return dir;
+}
+
+// ------------------------------------------------------------------------------------------------ evaluation --
+
+std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const StageResult& s, const fs::path& model_dir) {
+  std::vector<eval::EvalReport> reports;
+  std::unique_ptr<eval::EngineBackend> backend;  // loaded only when some benchmark is not evaluated yet
+  for (const fs::path& bench : c.benchmarks) {
+    const fs::path out = c.output_dir / "eval" / s.stage.name / bench.stem();
+    const fs::path stamp = out / "source.txt";
+    if (fs::exists(out / "report.json") && fs::exists(stamp) && read_file(stamp) == s.checkpoint.string()) {
+      reports.push_back(eval::read_report(out / "report.json"));
+      continue;
+    }
+    if (!backend) {
+      EngineOptions eo;
+      eo.model_dir = model_dir;
+      backend = std::make_unique<eval::EngineBackend>(eo, c.eval_concurrency);
+    }
+    eval::EvalOptions o;
+    o.bench = bench;
+    o.limit = c.eval_limit;
+    o.model_label = s.stage.name;
+    // a pretrained base model has never seen the chat template: give it plain text prompts
+    o.prompt_style = s.recipe.stage == "pretrain" ? eval::PromptStyle::plain : eval::PromptStyle::chat;
+    eval::EvalReport r = eval::run_eval(*backend, o);
+    eval::write_report(out, r);
+    write_file_atomic(stamp, s.checkpoint.string());
+    reports.push_back(std::move(r));
+  }
+  return reports;
+}
+
+// Held-out preference accuracy: the share of the last N preference pairs whose chosen reply has the higher mean
+// per-token log-probability under the model (a tie counts 1/2).
+double preference_accuracy(const PipelineConfig& c, const StageResult& s, const fs::path& tokenizer_dir) {
+  const fs::path out = c.output_dir / "eval" / s.stage.name / "preference.json";
+  if (fs::exists(out)) {
+    nlohmann::json j = nlohmann::json::parse(read_file(out));
+    if (j.value("source", std::string()) == s.checkpoint.string()) return j.at("accuracy").get<double>();
+  }
+  Tokenizer tok = Tokenizer::load(tokenizer_dir);
+  Step3Model<float> model(Step3Config::load(s.checkpoint), ModelOptions{}, false);
+  model.options().expert_bias = load_model_weights(s.checkpoint, model);
+  auto shard = TokenShard::open(ensure_shard(ShardKind::preference, c.preference, tok, c.output_dir / "cache"));
+  auto [train_range, eval_range] = split_holdout(shard->num_samples(), HoldOut{c.preference_pairs, 0.0});
+  LoaderOptions lo;
+  lo.batch_size = 8;
+  lo.shuffle = false;
+  lo.repeat = false;
+  lo.range = eval_range;
+  PreferenceLoader loader(shard, tok, lo);
+  std::vector<PreferenceExample> examples;
+  double wins = 0;
+  int64_t pairs = 0;
+  while (loader.next(examples)) {
+    TokenBatch batch = preference_pair_batch(examples, 512, tok.pad());
+    model.forward({batch.tokens.data(), batch.targets.data(), batch.pos.data(), batch.seg.data(), batch.B, batch.T});
+    RowLogps lp = row_logps(batch, model.token_logprobs());
+    const size_t n = examples.size();
+    for (size_t i = 0; i < n; ++i) {
+      const double chosen = lp.sum[i] / std::max<int64_t>(1, lp.count[i]);
+      const double rejected = lp.sum[n + i] / std::max<int64_t>(1, lp.count[n + i]);
+      wins += chosen > rejected ? 1.0 : chosen == rejected ? 0.5 : 0.0;
+      ++pairs;
+    }
+  }
+  const double acc = pairs ? wins / pairs : 0.0;
+  write_file_atomic(out, nlohmann::json{{"source", s.checkpoint.string()}, {"pairs", pairs}, {"accuracy", acc}}.dump(2));
+  return acc;
+}
+
+// ---------------------------------------------------------------------------------------------------- report --
+
+std::string fmt(double v, int digits = 3) {
+  std::ostringstream os;
+  os.precision(digits);
+  os << std::fixed << v;
+  return os.str();
+}
+
+std::pair<double, double> first_last(const std::vector<nlohmann::json>& metrics, const std::string& key) {
+  double first = NAN, last = NAN;
+  for (const auto& r : metrics)
+    if (r.contains(key) && r[key].is_number()) {
+      if (std::isnan(first)) first = r[key].get<double>();
+      last = r[key].get<double>();
+    }
+  return {first, last};
+}
+
+std::string range_text(std::pair<double, double> v) {
+  return std::isnan(v.first) ? "-" : fmt(v.first) + " → " + fmt(v.second);
+}
+
+}  // namespace
+
+fs::path run_pipeline(const PipelineConfig& c) {
+  fs::create_directories(c.output_dir);
+  const fs::path tokenizer = ensure_tokenizer(c);
+  std::vector<StageResult> stages;
+  fs::path init_from;
+  for (const PipelineStage& st : c.stages) {
+    stages.push_back(run_stage(c, st, tokenizer, init_from));
+    if (st.evaluate) init_from = stages.back().checkpoint;
+  }
+  std::vector<std::string> names;
+  std::vector<std::vector<eval::EvalReport>> reports;  // [stage][benchmark]
+  std::vector<double> pref;
+  for (const StageResult& s : stages) {
+    if (!s.stage.evaluate) continue;
+    log_info("evaluating ", s.stage.name);
+    const fs::path serve_dir = ensure_serving_checkpoint(c, s);
+    names.push_back(s.stage.name);
+    reports.push_back(evaluate_stage(c, s, serve_dir));
+    pref.push_back(c.preference.empty() ? NAN : preference_accuracy(c, s, tokenizer));
+  }
+
+  std::ostringstream md;
+  md << "# stepwise pipeline report\n\nPipeline `" << c.file.string() << "`, output `" << c.output_dir.string()
+     << "`. Models are evaluated from bf16 serving checkpoints by decoding (greedy).\n\n## Training stages\n\n"
+     << "| stage | kind | steps | train loss | held-out loss | held-out reward accuracy | time (s) | curves |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
+  for (const StageResult& s : stages)
+    md << "| " << s.stage.name << " | " << s.recipe.stage << " | " << checkpoint_step(s.checkpoint) << " | "
+       << range_text(first_last(s.metrics, "loss")) << " | " << range_text(first_last(s.metrics, "eval_loss")) << " | "
+       << range_text(first_last(s.metrics, "eval_accuracy")) << " | "
+       << (s.skipped ? "(earlier run)" : fmt(s.seconds, 0)) << " | [" << s.stage.name << "/loss.svg](" << s.stage.name
+       << "/loss.svg) |\n";
+  std::vector<BarGroup> groups;
+  auto add_group = [&](const std::string& label, const std::function<double(size_t)>& value) {
+    BarGroup g{label, {}};
+    bool any = false;
+    for (size_t m = 0; m < names.size(); ++m) {
+      g.values.push_back(value(m));
+      any = any || std::isfinite(g.values.back());
+    }
+    if (any) groups.push_back(g);
+  };
+  for (size_t b = 0; b < c.benchmarks.size(); ++b) {
+    std::vector<eval::EvalReport> side_by_side;
+    for (const auto& r : reports) side_by_side.push_back(r[b]);
+    md << "\n## " << c.benchmarks[b].filename().string() << "\n\n" << eval::comparison_markdown(side_by_side);
+    const std::string stem = c.benchmarks[b].stem().string();
+    add_group(stem + " gen acc", [&](size_t m) {
+      return reports[m][b].mcq_generation ? reports[m][b].mcq_generation->overall.accuracy() : NAN;
+    });
+    add_group(stem + " lik acc", [&](size_t m) {
+      return reports[m][b].mcq_likelihood ? reports[m][b].mcq_likelihood->overall.accuracy() : NAN;
+    });
+    add_group(stem + " ROUGE-L", [&](size_t m) { return reports[m][b].qa ? reports[m][b].qa->mean_rouge_l : NAN; });
+  }
+  if (!c.preference.empty()) {
+    md << "\n## Held-out preference pairs\n\nShare of the last " << c.preference_pairs << " pairs of `"
+       << c.preference.string() << "` whose chosen reply has the higher mean token log-probability.\n\n| model | "
+       << "accuracy |\n|---|---|\n";
+    for (size_t m = 0; m < names.size(); ++m) md << "| " << names[m] << " | " << fmt(pref[m]) << " |\n";
+    add_group("preference acc", [&](size_t m) { return pref[m]; });
+  }
+  md << "\n![results](report.svg)\n";
+  write_file_atomic(c.output_dir / "report.md", md.str());
+  write_file_atomic(c.output_dir / "report.svg",
+                    svg_bar_chart("stepwise pipeline: held-out results per model", names, groups, "score", 900, 380));
+  return c.output_dir / "report.md";
+}
+
+}  // namespace stepwise
