@@ -168,6 +168,7 @@ std::vector<json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions
                        {"answer", std::string(1, static_cast<char>('A' + letters[i]))},
                        {"question_type", "单项选择题"}});
   }
+  shuffle_records(out, options, "eval_mcq");  // so a --limit N prefix spans every department
   return out;
 }
 
@@ -192,6 +193,7 @@ std::vector<json> generate_eval_qa(const KnowledgeBase& kb, const CorpusOptions&
       out.push_back(json{{"id", cat("qa-", c.id, "-", k + 1)}, {"question", question}, {"answer", answer}});
     }
   }
+  shuffle_records(out, options, "eval_qa");  // so a --limit N prefix spans every department
   return out;
 }
 

@@ -14,9 +14,13 @@ std::string corpus_record_id(const std::string& prefix, size_t index) {
   return prefix + "-" + digits;
 }
 
-void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& prefix) {
-  CorpusRng rng = corpus_rng(options, "order", prefix);
+void shuffle_records(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& split) {
+  CorpusRng rng = corpus_rng(options, "order", split);
   rng.shuffle(records);
+}
+
+void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& prefix) {
+  shuffle_records(records, options, prefix);
   for (size_t i = 0; i < records.size(); ++i) records[i]["id"] = corpus_record_id(prefix, i + 1);
 }
 

@@ -32,4 +32,7 @@ std::string corpus_record_id(const std::string& prefix, size_t index);
 // department and document kind), then numbers the records "<prefix>-000001", ...
 void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& prefix);
 
+// The same deterministic shuffle, keeping the records' ids (eval splits name the asked condition in their ids).
+void shuffle_records(std::vector<nlohmann::json>& records, const CorpusOptions& options, const std::string& split);
+
 }  // namespace stepwise

@@ -362,7 +362,9 @@ fs::path run_pipeline(const PipelineConfig& c) {
   for (size_t b = 0; b < c.benchmarks.size(); ++b) {
     std::vector<eval::EvalReport> side_by_side;
     for (const auto& r : reports) side_by_side.push_back(r[b]);
-    md << "\n## " << c.benchmarks[b].filename().string() << "\n\n" << eval::comparison_markdown(side_by_side);
+    std::string table = eval::comparison_markdown(side_by_side);
+    if (table.rfind("# ", 0) == 0) table.erase(0, table.find('\n') + 1);  // the section heading below replaces it
+    md << "\n## " << c.benchmarks[b].filename().string() << "\n" << table;
     const std::string stem = c.benchmarks[b].stem().string();
     add_group(stem + " gen acc", [&](size_t m) {
       return reports[m][b].mcq_generation ? reports[m][b].mcq_generation->overall.accuracy() : NAN;
