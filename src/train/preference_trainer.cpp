@@ -211,21 +211,10 @@ TrainSummary run_preference_training(const RecipeConfig& r) {
     status << "loss " << m.loss << " acc " << m.accuracy << " margin " << m.margin << " lr " << lr;
     if (rec.contains("eval_accuracy")) status << " eval_acc " << sum.last_eval_accuracy;
     progress.update(step, status.str());
-    const bool stop = signals.received() != 0;
-    if (step % r.output.save_every == 0 || step == r.train.max_steps || stop)
-      sum.last_checkpoint = run.save({{"loader", loader.state_json()}});
-    if (stop) {
-      log_info("signal ", signals.received(), ": saved ", sum.last_checkpoint.string(), " and stopping");
-      sum.interrupted = true;
-      break;
-    }
+    if (run.save_or_stop(signals, {{"loader", loader.state_json()}}, sum)) break;
   }
   progress.finish();
-  sum.end_step = run.step;
-  sum.skipped_steps = run.skipped_steps;
-  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  if (sum.last_checkpoint.empty())
-    if (auto last = latest_checkpoint(r.output.dir)) sum.last_checkpoint = *last;
+  run.finish_summary(sum, t_start);
   return sum;
 }
 

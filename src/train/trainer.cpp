@@ -91,7 +91,6 @@ TrainSummary run_token_training(const RecipeConfig& r) {
     stream.restore(run.resumed_state.at("loader"));
   }
   auto metrics = run.open_metrics();
-  auto save = [&] { return run.save({{"tokens_seen", tokens_seen}, {"loader", stream.state()}}); };
 
   TrainSummary sum;
   sum.start_step = run.step;
@@ -149,20 +148,10 @@ TrainSummary run_token_training(const RecipeConfig& r) {
     if (!load.empty()) status << " maxload " << load_summary(load);
     if (rec.contains("eval_loss")) status << " eval " << sum.last_eval_loss;
     progress.update(step, status.str());
-    const bool stop = signals.received() != 0;
-    if (step % r.output.save_every == 0 || step == r.train.max_steps || stop) sum.last_checkpoint = save();
-    if (stop) {
-      log_info("signal ", signals.received(), ": saved ", sum.last_checkpoint.string(), " and stopping");
-      sum.interrupted = true;
-      break;
-    }
+    if (run.save_or_stop(signals, {{"tokens_seen", tokens_seen}, {"loader", stream.state()}}, sum)) break;
   }
   progress.finish();
-  sum.end_step = run.step;
-  sum.skipped_steps = run.skipped_steps;
-  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  if (sum.last_checkpoint.empty())
-    if (auto last = latest_checkpoint(r.output.dir)) sum.last_checkpoint = *last;
+  run.finish_summary(sum, t_start);
   return sum;
 }
 

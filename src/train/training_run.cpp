@@ -163,4 +163,23 @@ fs::path TrainingRun::save(const nlohmann::json& extra_state) {
   return save_checkpoint(recipe.output.dir, step, c, static_cast<int>(recipe.output.keep_last));
 }
 
+bool TrainingRun::save_or_stop(const StopSignals& signals, const nlohmann::json& extra_state, TrainSummary& summary) {
+  const bool stop = signals.received() != 0;
+  if (step % recipe.output.save_every == 0 || step == recipe.train.max_steps || stop)
+    summary.last_checkpoint = save(extra_state);
+  if (stop) {
+    log_info("signal ", signals.received(), ": saved ", summary.last_checkpoint.string(), " and stopping");
+    summary.interrupted = true;
+  }
+  return stop;
+}
+
+void TrainingRun::finish_summary(TrainSummary& summary, std::chrono::steady_clock::time_point start) const {
+  summary.end_step = step;
+  summary.skipped_steps = skipped_steps;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (summary.last_checkpoint.empty())
+    if (auto last = latest_checkpoint(recipe.output.dir)) summary.last_checkpoint = *last;
+}
+
 }  // namespace stepwise

@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/recipe.h"
 #include "train/schedule.h"
+#include "train/trainer.h"
 
 namespace stepwise {
 
@@ -75,6 +77,12 @@ class TrainingRun {
   // Saves output.dir/checkpoint-<step>: weights, optimizer, trainer_state (step, optimizer_steps, skipped_steps,
   // stage, tokenizer_hash, plus `extra_state`), tokenizer, config, the resolved recipe.
   fs::path save(const nlohmann::json& extra_state);
+
+  // After a step's metrics: saves every output.save_every steps, at the last step and when a stop signal arrived
+  // (`extra_state` as for save()); returns true when the loop must stop because of the signal.
+  bool save_or_stop(const StopSignals& signals, const nlohmann::json& extra_state, TrainSummary& summary);
+  // Fills the end of a summary: steps, skipped steps, seconds since `start`, the newest checkpoint.
+  void finish_summary(TrainSummary& summary, std::chrono::steady_clock::time_point start) const;
 
  private:
   int64_t bad_in_a_row_ = 0;
