@@ -95,13 +95,19 @@ void run_serve_mpi(const ServeArgs& args) {
   if (mpi.size() != 2)
     fail("--transport mpi needs exactly 2 MPI processes (rank 0: attention + HTTP, rank 1: FFN), got ", mpi.size(),
          ": run `mpirun -np 2 stepwise serve ... --transport mpi`");
-  if (mpi.rank() == 0) {
-    run_serve(args);
-    return;
+  try {
+    if (mpi.rank() == 0) {
+      run_serve(args);
+      return;
+    }
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    run_mpi_ffn_rank(args.engine.model_dir, args.engine.ffn_workers);
+  } catch (const std::exception& e) {
+    // leaving with the link open aborts the whole job before main() could print the error: say it here
+    if (mpi.aborts_on_unwind()) std::fprintf(stderr, "error (MPI rank %d): %s\n", mpi.rank(), e.what());
+    throw;
   }
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  run_mpi_ffn_rank(args.engine.model_dir, args.engine.ffn_workers);
 }
 
 }  // namespace

@@ -7,13 +7,16 @@
 //   ready     a = hidden_size, b = num_hidden_layers, c = error bytes   (rank 1 -> 0, once, after loading)
 //   close     (rank 0 -> 1: no more work)      close_ack   (rank 1 -> 0: every result was sent)
 // Threading: with MPI_THREAD_MULTIPLE, sends are plain MPI_Send on the caller's thread and a receive thread per
-// process sits in MPI_Recv. Otherwise (MPI_THREAD_SERIALIZED, or STEPWISE_MPI_SERIALIZED=1 to exercise it) every MPI
-// call holds one process-wide mutex and blocking calls become MPI_Isend + MPI_Test / MPI_Iprobe polls that release
-// it between tries, so a send waiting for the peer never keeps this process's receive thread from running.
+// process polls for headers (MPI_Iprobe with backoff: OpenMPI's blocking receive spins a core even while idle) and
+// receives their payloads with MPI_Recv. Otherwise (MPI_THREAD_SERIALIZED, or STEPWISE_MPI_SERIALIZED=1 to exercise
+// it) every MPI call holds one process-wide mutex and blocking calls become MPI_Isend + MPI_Test / MPI_Iprobe polls
+// that release it between tries, so a send waiting for the peer never keeps this process's receive thread from
+// running.
 #include "serve/afd/mpi_transport.h"
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -46,7 +49,24 @@ static_assert(sizeof(Header) == kHeaderWords * sizeof(int64_t));
 
 MpiSession* g_session = nullptr;
 std::mutex g_mpi_call_mutex;       // held around every MPI call when the library is not MPI_THREAD_MULTIPLE
-constexpr auto kPollPause = std::chrono::microseconds(20);
+
+// Pauses between polls: yields for the first 200 us (a message due soon costs no sleep), then sleeps 20 us doubling
+// up to 1 ms, so an idle link (a server between requests) costs ~1000 wake-ups a second instead of a spinning core.
+class Backoff {
+ public:
+  void pause() {
+    if (std::chrono::steady_clock::now() - start_ < std::chrono::microseconds(200)) {
+      std::this_thread::yield();
+      return;
+    }
+    std::this_thread::sleep_for(sleep_);
+    sleep_ = std::min(sleep_ * 2, std::chrono::microseconds(1000));
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::microseconds sleep_{20};
+};
 
 void check_mpi(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -82,40 +102,39 @@ class Link {
       std::lock_guard<std::mutex> lock(g_mpi_call_mutex);
       check_mpi(MPI_Isend(data, n, type, peer_, tag, MPI_COMM_WORLD, &request), "MPI_Isend");
     }
-    for (;;) {
+    for (Backoff backoff;; backoff.pause()) {
       int done = 0;
       {
         std::lock_guard<std::mutex> lock(g_mpi_call_mutex);
         check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
       }
       if (done) return;
-      std::this_thread::sleep_for(kPollPause);
     }
   }
 
-  void recv(void* data, size_t count, MPI_Datatype type, int tag) const {
+  // Receives the next message on `tag`. poll: probe with pauses before the (then immediate) MPI_Recv, which the
+  // serialised mode always needs and the MPI_THREAD_MULTIPLE mode uses for headers (a blocking MPI_Recv spins).
+  void recv(void* data, size_t count, MPI_Datatype type, int tag, bool poll = false) const {
     const int n = mpi_count(count, "payload");
-    if (multiple_) {
+    if (multiple_ && !poll) {
       check_mpi(MPI_Recv(data, n, type, peer_, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
       return;
     }
-    for (;;) {
-      {
-        std::lock_guard<std::mutex> lock(g_mpi_call_mutex);
-        int arrived = 0;
-        check_mpi(MPI_Iprobe(peer_, tag, MPI_COMM_WORLD, &arrived, MPI_STATUS_IGNORE), "MPI_Iprobe");
-        if (arrived) {
-          check_mpi(MPI_Recv(data, n, type, peer_, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
-          return;
-        }
+    for (Backoff backoff;; backoff.pause()) {
+      std::unique_lock<std::mutex> lock(g_mpi_call_mutex, std::defer_lock);
+      if (!multiple_) lock.lock();
+      int arrived = 0;
+      check_mpi(MPI_Iprobe(peer_, tag, MPI_COMM_WORLD, &arrived, MPI_STATUS_IGNORE), "MPI_Iprobe");
+      if (arrived) {
+        check_mpi(MPI_Recv(data, n, type, peer_, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+        return;
       }
-      std::this_thread::sleep_for(kPollPause);
     }
   }
 
   Header recv_header(int tag) const {
     Header h;
-    recv(&h, kHeaderWords, MPI_INT64_T, tag);
+    recv(&h, kHeaderWords, MPI_INT64_T, tag, /*poll=*/true);
     return h;
   }
   void send_header(const Header& h, int tag) const { send(&h, kHeaderWords, MPI_INT64_T, tag); }
@@ -171,7 +190,7 @@ MpiSession::~MpiSession() {
   g_session = nullptr;
   // An exception leaving while the AFD link is still open would leave the other rank waiting forever (and
   // MPI_Finalize would wait for it): end the whole job instead.
-  if (std::uncaught_exceptions() > 0 && size_ == 2 && !link_closed_) {
+  if (std::uncaught_exceptions() > 0 && aborts_on_unwind()) {
     std::fprintf(stderr, "stepwise: rank %d failed with the AFD link open; aborting the MPI job\n", rank_);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);

@@ -35,6 +35,7 @@ class MpiSession {
   // exception unwinding of a 2-process job whose link is not closed, calls MPI_Abort instead of MPI_Finalize: the
   // other rank would otherwise wait forever.
   void set_link_closed(bool closed) { link_closed_ = closed; }
+  bool aborts_on_unwind() const { return size_ == 2 && !link_closed_; }
 
  private:
   int rank_ = 0, size_ = 1;
