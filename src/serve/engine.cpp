@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "serve/afd/attention_worker.h"
 #include "serve/afd/ffn_worker.h"
+#include "serve/afd/mpi_transport.h"
 #include "serve/kv_pool.h"
 #include "serve/model_loader.h"
 #include "serve/sampler.h"
@@ -289,6 +290,13 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.opt = options;
   const EngineOptions& o = im.opt;
+  // mpi: open the link to the FFN rank first, so that any failure below closes it and the FFN rank exits too
+  MpiTransport* mpi = nullptr;
+  if (o.transport == "mpi") {
+    auto t = std::make_unique<MpiTransport>(MpiTransport::Role::attention);
+    mpi = t.get();
+    im.transport = std::move(t);
+  }
   auto require = [](bool ok, const char* field, int64_t value, const char* rule) {
     if (!ok) fail("EngineOptions.", field, " = ", value, ": ", rule);
   };
@@ -302,9 +310,9 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   require(o.max_queue >= 0, "max_queue", o.max_queue, "must be >= 0");
   require(o.prefill_chunk >= 1, "prefill_chunk", o.prefill_chunk, "must be at least 1");
   require(o.max_model_len >= 0, "max_model_len", o.max_model_len, "must be >= 0 (0: the model's limit)");
-  if (o.transport != "inproc" && o.transport != "local")
-    fail("EngineOptions.transport = '", o.transport, "': expected inproc (AFD over threads) or local (no AFD); ",
-         "the mpi transport is not implemented yet");
+  if (o.transport != "inproc" && o.transport != "local" && o.transport != "mpi")
+    fail("EngineOptions.transport = '", o.transport, "': expected inproc (AFD over threads), local (no AFD) or mpi ",
+         "(AFD across two MPI processes)");
 
   im.served = std::make_unique<ServingModel>(load_serving_model(o.model_dir));
   const Step3Config& cfg = im.served->model->config();
@@ -320,6 +328,7 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   }
   im.pool = std::make_unique<KvPool>(blocks, o.kv_block_size, cfg.num_hidden_layers, cfg.head_dim);
   im.stats = std::make_unique<AfdStats>(cfg.num_hidden_layers);
+  if (mpi) mpi->await_ffn_ready(cfg.hidden_size, cfg.num_hidden_layers);   // the FFN rank runs the FFN workers
   if (o.transport == "inproc") {
     im.transport = std::make_unique<InprocTransport>();
     for (int64_t i = 0; i < o.ffn_workers; ++i)

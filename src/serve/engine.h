@@ -66,7 +66,8 @@ struct EngineOptions {
   int64_t attn_workers = 1;        // attention workers (data-parallel, each with its own KV cache)
   int64_t ffn_workers = 1;         // FFN workers (experts split across them)
   int64_t micro_batches = 3;       // ping-pong micro-batches per step
-  std::string transport = "inproc";// inproc (AFD over threads) | local (no AFD: FFN inline) | mpi (not yet)
+  std::string transport = "inproc";// inproc (AFD over threads) | local (no AFD: FFN inline) | mpi (rank 1
+                                   // of `mpirun -np 2` runs the FFN: mpi_transport.h; needs a live MpiSession)
   int64_t kv_block_size = 16;      // tokens per KV block
   int64_t kv_blocks = 0;           // blocks in the pool; 0: sized from max_model_len x max_running
   int64_t max_running = 64;        // sequences in the running batch at most

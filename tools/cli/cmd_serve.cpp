@@ -1,7 +1,8 @@
 // `stepwise serve --model DIR [--host 127.0.0.1] [--port 8000] [--attn-workers N] [--ffn-workers M]
 // [--micro-batches K] [--api-key KEY] [--max-queue N] ...`: the OpenAI-compatible server. It listens first (GET
 // /health answers 503 while the model loads), then serves; SIGTERM/SIGINT stop accepting, let running requests
-// finish (engine drain) and exit 0.
+// finish (engine drain) and exit 0. `mpirun -np 2 stepwise serve ... --transport mpi`: rank 0 serves as above with
+// the FFN on rank 1, which runs only the FFN workers until rank 0's engine closes the link.
 #include <signal.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "serve/afd/mpi_transport.h"
 #include "serve/engine.h"
 #include "serve/http/server.h"
 
@@ -85,6 +87,29 @@ void run_serve(const ServeArgs& args) {
   log_info("serve: drained; exiting");
 }
 
+// Under mpirun: rank 1 is the FFN side (it ignores SIGTERM/SIGINT and ends when rank 0's engine closes the link),
+// rank 0 the server. MPI lives as long as this function.
+void run_serve_mpi(const ServeArgs& args) {
+  if (args.engine.model_dir.empty()) fail("--model is required");
+  MpiSession mpi;
+  if (mpi.size() != 2)
+    fail("--transport mpi needs exactly 2 MPI processes (rank 0: attention + HTTP, rank 1: FFN), got ", mpi.size(),
+         ": run `mpirun -np 2 stepwise serve ... --transport mpi`");
+  try {
+    if (mpi.rank() == 0) {
+      run_serve(args);
+      return;
+    }
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    run_mpi_ffn_rank(args.engine.model_dir, args.engine.ffn_workers);
+  } catch (const std::exception& e) {
+    // leaving with the link open aborts the whole job before main() could print the error: say it here
+    if (mpi.aborts_on_unwind()) std::fprintf(stderr, "error (MPI rank %d): %s\n", mpi.rank(), e.what());
+    throw;
+  }
+}
+
 }  // namespace
 
 void register_serve_command(CLI::App& app) {
@@ -97,7 +122,8 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--attn-workers", args->engine.attn_workers, "attention workers (default 1)");
   cmd->add_option("--ffn-workers", args->engine.ffn_workers, "FFN workers (default 1)");
   cmd->add_option("--micro-batches", args->engine.micro_batches, "AFD ping-pong micro-batches per step (default 3)");
-  cmd->add_option("--transport", args->engine.transport, "AFD transport: inproc | local (default inproc)");
+  cmd->add_option("--transport", args->engine.transport,
+                  "AFD transport: inproc | local | mpi (under mpirun -np 2; default inproc)");
   cmd->add_option("--max-queue", args->engine.max_queue, "waiting requests at most; more get HTTP 429 (default 256)");
   cmd->add_option("--max-running", args->engine.max_running, "sequences in the running batch at most (default 64)");
   cmd->add_option("--max-model-len", args->engine.max_model_len, "context length (default: the model's)");
@@ -111,7 +137,10 @@ void register_serve_command(CLI::App& app) {
   cmd->callback([args, model] {
     ServeArgs run = *args;
     run.engine.model_dir = *model;
-    run_serve(run);
+    if (run.engine.transport == "mpi")
+      run_serve_mpi(run);
+    else
+      run_serve(run);
   });
 }
 
