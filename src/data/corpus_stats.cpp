@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <set>
 
 #include "data/corpus_generate.h"
 #include "data/corpus_text.h"
 #include "data/jsonl.h"
+#include "data/tokenizer.h"
 
 namespace stepwise {
 namespace {
@@ -19,16 +21,19 @@ const std::set<std::string>& bookkeeping_keys() {
   return keys;
 }
 
-int64_t han_in(const nlohmann::json& value) {
-  if (value.is_string()) return count_han_chars(value.get_ref<const std::string&>());
+// Sum of `count(text)` over the record's text values (bookkeeping fields excluded).
+int64_t sum_over_text(const nlohmann::json& value, const std::function<int64_t(const std::string&)>& count) {
+  if (value.is_string()) return count(value.get_ref<const std::string&>());
   int64_t n = 0;
   if (value.is_array())
-    for (const auto& v : value) n += han_in(v);
+    for (const auto& v : value) n += sum_over_text(v, count);
   if (value.is_object())
     for (auto it = value.begin(); it != value.end(); ++it)
-      if (!bookkeeping_keys().count(it.key())) n += han_in(it.value());
+      if (!bookkeeping_keys().count(it.key())) n += sum_over_text(it.value(), count);
   return n;
 }
+
+int64_t han_in(const nlohmann::json& value) { return sum_over_text(value, count_han_chars); }
 
 std::string department_of(const nlohmann::json& record) {
   for (const char* key : {"department", "exam_class"})
@@ -40,7 +45,7 @@ std::string department_of(const nlohmann::json& record) {
 
 int64_t record_chinese_chars(const nlohmann::json& record) { return han_in(record); }
 
-CorpusStats compute_corpus_stats(const fs::path& dir) {
+CorpusStats compute_corpus_stats(const fs::path& dir, const Tokenizer* tokenizer) {
   if (!fs::is_directory(dir)) fail(dir.string(), ": corpus directory not found");
   CorpusStats stats;
   for (const char* file : kCorpusFiles) {
@@ -51,30 +56,43 @@ CorpusStats compute_corpus_stats(const fs::path& dir) {
     jsonl_for_each(path, [&](const nlohmann::json& record, int64_t) {
       ++s.records;
       s.chinese_chars += record_chinese_chars(record);
+      if (tokenizer)
+        s.tokens += sum_over_text(record, [&](const std::string& text) {
+          return static_cast<int64_t>(tokenizer->encode_literal(text).size());
+        });
       ++s.departments[department_of(record)];
     });
     stats.splits.push_back(std::move(s));
   }
   if (stats.splits.empty()) fail(dir.string(), ": no corpus files (pretrain.jsonl, sft.jsonl, ...)");
+  stats.tokenizer_counted = tokenizer != nullptr;
   return stats;
 }
 
 std::string format_corpus_stats(const CorpusStats& stats) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-18s %10s %14s\n", "split", "records", "chinese_chars");
+  const bool tokens = stats.tokenizer_counted;
+  std::snprintf(line, sizeof line, "%-18s %10s %14s%s\n", "split", "records", "chinese_chars",
+                tokens ? "         tokens" : "");
   out += line;
-  int64_t records = 0, chars = 0;
-  for (const auto& s : stats.splits) {
-    std::snprintf(line, sizeof line, "%-18s %10lld %14lld\n", s.file.c_str(), static_cast<long long>(s.records),
-                  static_cast<long long>(s.chinese_chars));
+  int64_t records = 0, chars = 0, toks = 0;
+  auto row = [&](const char* name, int64_t r, int64_t c, int64_t t) {
+    std::snprintf(line, sizeof line, "%-18s %10lld %14lld", name, static_cast<long long>(r), static_cast<long long>(c));
     out += line;
+    if (tokens) {
+      std::snprintf(line, sizeof line, " %14lld", static_cast<long long>(t));
+      out += line;
+    }
+    out += "\n";
+  };
+  for (const auto& s : stats.splits) {
+    row(s.file.c_str(), s.records, s.chinese_chars, s.tokens);
     records += s.records;
     chars += s.chinese_chars;
+    toks += s.tokens;
   }
-  std::snprintf(line, sizeof line, "%-18s %10lld %14lld\n", "total", static_cast<long long>(records),
-                static_cast<long long>(chars));
-  out += line;
+  row("total", records, chars, toks);
   for (const auto& s : stats.splits) {
     out += "\n" + s.file + " by department:\n";
     for (const auto& [department, count] : s.departments) out += cat("  ", department, "  ", count, "\n");

@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/log.h"
 #include "data/corpus_generate.h"
 #include "data/corpus_stats.h"
+#include "data/tokenizer.h"
 #include "data/kb.h"
 
 namespace stepwise::cli {
@@ -57,8 +59,14 @@ void register_data_commands(CLI::App& data) {
 
   auto dir = std::make_shared<std::string>();
   CLI::App* stats = data.add_subcommand("stats", "records, Chinese characters and departments of each corpus split");
+  auto tokenizer = std::make_shared<std::string>();
   stats->add_option("DIR", *dir, "corpus directory (pretrain.jsonl, sft.jsonl, ...)")->required();
-  stats->callback([dir] { std::fputs(format_corpus_stats(compute_corpus_stats(*dir)).c_str(), stdout); });
+  stats->add_option("--tokenizer", *tokenizer, "tokenizer directory: also count tokens per split");
+  stats->callback([dir, tokenizer] {
+    std::optional<Tokenizer> tok;
+    if (!tokenizer->empty()) tok = Tokenizer::load(*tokenizer);
+    std::fputs(format_corpus_stats(compute_corpus_stats(*dir, tok ? &*tok : nullptr)).c_str(), stdout);
+  });
 }
 
 }  // namespace stepwise::cli
