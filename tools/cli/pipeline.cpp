@@ -245,6 +245,8 @@ std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const Stag
     o.model_label = s.stage.name;
     // a pretrained base model has never seen the chat template: give it plain text prompts
     o.prompt_style = s.recipe.stage == "pretrain" ? eval::PromptStyle::plain : eval::PromptStyle::chat;
+    // likelihood of each option's text: a small model knows facts long before it maps them to answer letters
+    o.continuation = eval::ContinuationStyle::option_text;
     eval::EvalReport r = eval::run_eval(*backend, o);
     eval::write_report(out, r);
     write_file_atomic(stamp, s.checkpoint.string());
@@ -340,7 +342,8 @@ fs::path run_pipeline(const PipelineConfig& c) {
 
   std::ostringstream md;
   md << "# stepwise pipeline report\n\nPipeline `" << c.file.string() << "`, output `" << c.output_dir.string()
-     << "`. Models are evaluated from bf16 serving checkpoints by decoding (greedy).\n\n## Training stages\n\n"
+     << "`. Models are evaluated from bf16 serving checkpoints by decoding (greedy); MCQ likelihood scores each option's text "
+     << "after the question (base model: plain prompt; later stages: chat template).\n\n## Training stages\n\n"
      << "| stage | kind | steps | train loss | held-out loss | held-out reward accuracy | time (s) | curves |\n"
      << "|---|---|---|---|---|---|---|---|\n";
   for (const StageResult& s : stages)
