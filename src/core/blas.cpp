@@ -25,13 +25,24 @@ static bool cpu_has_avx512f() {
 
 void ensure_fast_blas(int argc, char** argv) {
   (void)argc;
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("STEPWISE_BLAS_REEXEC")) return;
-  if (!cpu_has_avx512f()) return;
-  std::string core = blas_core_name();
-  if (core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids") return;
-  ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  if (std::getenv("STEPWISE_BLAS_REEXEC")) return;
+  bool reexec = false;
+  if (!std::getenv("OPENBLAS_CORETYPE") && cpu_has_avx512f()) {
+    const std::string core = blas_core_name();
+    if (core != "SkylakeX" && core != "Cooperlake" && core != "SapphireRapids") {
+      ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+      reexec = true;
+    }
+  }
+  // Idle OpenMP workers must sleep, not spin: they share the cores with OpenBLAS's own threads, and spinning
+  // workers made a step3-tiny training step several times slower (docs/PERF.md).
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    reexec = true;
+  }
+  if (!reexec) return;
   ::setenv("STEPWISE_BLAS_REEXEC", "1", 1);
-  ::execv("/proc/self/exe", argv);  // only returns on failure: then carry on with the slow kernels
+  ::execv("/proc/self/exe", argv);  // only returns on failure: then carry on with the slower settings
 }
 
 std::string blas_core_name() {

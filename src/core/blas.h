@@ -5,8 +5,9 @@
 
 namespace stepwise {
 
-// Call first thing in main(). OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so if the CPU has AVX-512 and the
-// variable is unset, this sets OPENBLAS_CORETYPE=SkylakeX and re-executes the program (once; guarded by an env flag).
+// Call first thing in main(). OpenBLAS reads OPENBLAS_CORETYPE and libgomp reads OMP_WAIT_POLICY only when they load,
+// so when either needs setting (AVX-512 CPU without OPENBLAS_CORETYPE: SkylakeX; OMP_WAIT_POLICY unset: PASSIVE)
+// this sets them and re-executes the program once (guarded by an env flag). Variables the user set are kept.
 void ensure_fast_blas(int argc, char** argv);
 
 // The OpenBLAS core name in use ("SkylakeX", "Haswell", "Prescott", ...).
