@@ -109,17 +109,13 @@ TrainSummary run_preference_training(const RecipeConfig& r) {
   TrainingRun run(r, model_options_for(r, reward_model));
   const Tokenizer& tok = run.tok;
 
-  auto shard = TokenShard::open(ensure_shard(ShardKind::preference, r.data.train, tok, r.data.cache_dir));
-  auto [train_range, eval_range] = split_holdout(shard->num_samples(), HoldOut{r.data.eval_samples, 0.0});
-  LoaderOptions lopt;
-  lopt.batch_size = r.train.micro_batch;
-  lopt.seq_len = r.data.seq_len;
-  lopt.seed = r.train.seed;
-  lopt.range = train_range;
+  StageData data = run.open_data(ShardKind::preference);
+  auto shard = data.shard;
+  const LoaderOptions& lopt = data.train;
   PreferenceLoader loader(shard, tok, lopt);
   if (run.resumed()) loader.restore(run.resumed_state.at("loader"));
-  LoaderOptions eval_opt = lopt;
-  eval_opt.range = eval_range;
+  LoaderOptions eval_opt = data.eval;
+  const SampleRange eval_range = eval_opt.range;
   eval_opt.shuffle = false;
   eval_opt.repeat = false;
 

@@ -196,15 +196,18 @@ std::vector<std::string> recipe_keys() {
   return keys_of(fields_of(c));
 }
 
-RecipeConfig load_recipe(const fs::path& file, const std::vector<std::string>& overrides) {
-  RecipeConfig c;
-  c.file = file;
-  YAML::Node root;
+YAML::Node load_yaml_file(const fs::path& file) {
   try {
-    root = YAML::Load(read_file(file));
+    return YAML::Load(read_file(file));
   } catch (const YAML::Exception& e) {
     fail(file.string(), ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
   }
+}
+
+RecipeConfig load_recipe(const fs::path& file, const std::vector<std::string>& overrides) {
+  RecipeConfig c;
+  c.file = file;
+  YAML::Node root = load_yaml_file(file);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   auto fields = fields_of(c);
   for (const auto& o : overrides) apply_override(file, root, o, fields);

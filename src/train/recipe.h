@@ -78,6 +78,9 @@ struct RecipeConfig {
 // Loads and validates a recipe, applying `overrides` ("a.b=value") first. Throws Error naming file and key.
 RecipeConfig load_recipe(const fs::path& file, const std::vector<std::string>& overrides = {});
 
+// Parses a YAML file; Error("FILE:LINE: invalid YAML: ...") when it does not parse. (Recipes and pipelines.)
+YAML::Node load_yaml_file(const fs::path& file);
+
 // Every valid dotted key of a recipe (for help texts and suggestions).
 std::vector<std::string> recipe_keys();
 

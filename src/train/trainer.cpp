@@ -73,17 +73,11 @@ TrainSummary run_token_training(const RecipeConfig& r) {
   Step3Model<float>& model = run.model;
   const Tokenizer& tok = run.tok;
 
-  const ShardKind kind = r.stage == "sft" ? ShardKind::sft : ShardKind::pretrain;
-  auto shard = TokenShard::open(ensure_shard(kind, r.data.train, tok, r.data.cache_dir));
-  auto [train_range, eval_range] = split_holdout(shard->num_samples(), HoldOut{r.data.eval_samples, 0.0});
-  LoaderOptions lopt;
-  lopt.batch_size = r.train.micro_batch;
-  lopt.seq_len = r.data.seq_len;
-  lopt.seed = r.train.seed;
-  lopt.range = train_range;
+  StageData data = run.open_data(r.stage == "sft" ? ShardKind::sft : ShardKind::pretrain);
+  auto shard = data.shard;
+  const LoaderOptions& lopt = data.train;
   BatchStream stream(r.stage, shard, tok, lopt);
-  LoaderOptions eval_opt = lopt;
-  eval_opt.range = eval_range;
+  const LoaderOptions& eval_opt = data.eval;
 
   double tokens_seen = 0;
   if (run.resumed()) {

@@ -182,4 +182,18 @@ void TrainingRun::finish_summary(TrainSummary& summary, std::chrono::steady_cloc
     if (auto last = latest_checkpoint(recipe.output.dir)) summary.last_checkpoint = *last;
 }
 
+StageData TrainingRun::open_data(ShardKind kind) const {
+  const RecipeConfig& r = recipe;
+  StageData d;
+  d.shard = TokenShard::open(ensure_shard(kind, r.data.train, tok, r.data.cache_dir));
+  auto [train_range, eval_range] = split_holdout(d.shard->num_samples(), HoldOut{r.data.eval_samples, 0.0});
+  d.train.batch_size = r.train.micro_batch;
+  d.train.seq_len = r.data.seq_len;
+  d.train.seed = r.train.seed;
+  d.train.range = train_range;
+  d.eval = d.train;
+  d.eval.range = eval_range;
+  return d;
+}
+
 }  // namespace stepwise

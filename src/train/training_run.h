@@ -46,6 +46,12 @@ ModelOptions model_options_for(const RecipeConfig& r, bool score_head);
 void load_init_from(const RecipeConfig& r, const Tokenizer& tok, Step3Model<float>& model,
                     const std::vector<std::string>& may_be_absent = {});
 
+// The stage's token shard and the loader options of its training and held-out ranges.
+struct StageData {
+  std::shared_ptr<const TokenShard> shard;
+  LoaderOptions train, eval;   // eval: the last data.eval_samples samples (same batch size, seq_len, seed)
+};
+
 class TrainingRun {
  public:
   // Checks device/dtype, loads the tokenizer and model config (vocab from the tokenizer), builds and initialises the
@@ -66,6 +72,9 @@ class TrainingRun {
   int64_t skipped_steps = 0;       // non-finite steps skipped so far (whole run)
 
   bool resumed() const { return !resume_from.empty(); }
+  // Builds (or reuses) the shard of data.train for `kind` and splits off the held-out slice.
+  StageData open_data(ShardKind kind) const;
+
   // metrics.jsonl in output.dir, truncated to the resumed step (fresh file on a fresh run).
   std::unique_ptr<MetricsLog> open_metrics() const;
 

@@ -89,12 +89,7 @@ void apply_top_override(PipelineConfig& c, const std::string& key, const std::st
 PipelineConfig load_pipeline(const fs::path& file, const std::vector<std::string>& overrides) {
   PipelineConfig c;
   c.file = file;
-  YAML::Node root;
-  try {
-    root = YAML::Load(read_file(file));
-  } catch (const YAML::Exception& e) {
-    fail(file.string(), ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
-  }
+  const YAML::Node root = load_yaml_file(file);
   check_keys(root, kTopKeys, "", file);
   if (root["output_dir"]) c.output_dir = scalar<std::string>(root["output_dir"], "output_dir", file);
   if (const YAML::Node t = root["tokenizer"]) {
