@@ -7,6 +7,10 @@
 // Dimension letters used in shape comments:
 //   N tokens (= B*T)   B sequences   T, Tq, Tk sequence lengths   C hidden size (d)   H query heads   D head_dim
 //   Q share_q_dim      V vocabulary  F ffn width   E experts   K experts per token (top_k)   R = N*K routed rows
+//
+// Precision: params structs are templated on T, the element type of activations and weights, and S (default T), the
+// type of saved statistics (rstd, lse), losses, routing probabilities/weights and parameter gradients. The CPU uses
+// S = T; the CUDA bf16 path (kernels/cuda/ops_cuda.h) uses T = bf16 with S = float (fp32 gradients and statistics).
 #pragma once
 #include "ops/attention.h"
 #include "ops/dense.h"

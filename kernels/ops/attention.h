@@ -9,10 +9,10 @@ namespace stepwise {
 // Query i of sequence b sits at position q_offset + i and sees key j iff j <= q_offset + i, and, when seg is given,
 // seg[b, j] == seg[b, q_offset + i] (packed documents never attend across their boundary).
 // Training: Tq == Tk, q_offset = 0. Inference with a KV cache: Tq new tokens, Tk = cached + new, q_offset = cached.
-template <class T>
+template <class T, class S = T>
 struct AttentionParams {
   T* out = nullptr;              // (B, Tq, H, D)
-  T* lse = nullptr;              // (B, H, Tq)    saved: log-sum-exp of the scaled scores of each query row
+  S* lse = nullptr;              // (B, H, Tq)    saved: log-sum-exp of the scaled scores of each query row
   const T* q = nullptr;          // (B, Tq, H, D)
   const T* k = nullptr;          // (B, Tk, D)
   const T* v = nullptr;          // (B, Tk, D)

@@ -4,27 +4,27 @@
 
 namespace stepwise {
 
-template <class T>
+template <class T, class S = T>
 struct EmbeddingParams {
   T* out = nullptr;             // (N, C)   forward output
-  T* dtable = nullptr;          // (V, C)   backward: += rows of dout
+  S* dtable = nullptr;          // (V, C)   backward: += rows of dout
   const T* table = nullptr;     // (V, C)
   const T* dout = nullptr;      // (N, C)
   const int32_t* ids = nullptr; // (N)      each in [0, V)
   int64_t N = 0, C = 0, V = 0;
 };
 
-template <class T>
+template <class T, class S = T>
 struct RmsNormParams {
   T* out = nullptr;             // (N, C)   out = inp * rstd * weight
-  T* rstd = nullptr;            // (N)      saved for backward: 1 / sqrt(mean(inp^2) + eps)
+  S* rstd = nullptr;            // (N)      saved for backward: 1 / sqrt(mean(inp^2) + eps)
   const T* inp = nullptr;       // (N, C)
   const T* weight = nullptr;    // (C)
   T* dinp = nullptr;            // (N, C)   backward: = (or += when accumulate_dinp)
-  T* dweight = nullptr;         // (C)      backward: +=
+  S* dweight = nullptr;         // (C)      backward: +=
   const T* dout = nullptr;      // (N, C)
   int64_t N = 0, C = 0;
-  T eps = T(1e-5);
+  S eps = S(1e-5);
   bool accumulate_dinp = false;
 };
 
@@ -39,13 +39,13 @@ struct RopeParams {
 };
 
 // y = x W^T, W stored (O, I) as in HF checkpoints. Null gradient pointers skip that gradient (frozen weights).
-template <class T>
+template <class T, class S = T>
 struct LinearParams {
   T* out = nullptr;             // (N, O)
   const T* inp = nullptr;       // (N, I)
   const T* weight = nullptr;    // (O, I)
   T* dinp = nullptr;            // (N, I)   backward: = (or += when accumulate_dinp); may be null
-  T* dweight = nullptr;         // (O, I)   backward: +=; may be null
+  S* dweight = nullptr;         // (O, I)   backward: +=; may be null
   const T* dout = nullptr;      // (N, O)
   int64_t N = 0, I = 0, O = 0;
   bool accumulate_dinp = false;

@@ -9,16 +9,16 @@ namespace stepwise {
 // or 0 when targets[n] == ignore_index. Backward: for gradient weights dloss[n] (the caller folds in 1/num_tokens,
 // DPO coefficients, ...): dh[n] = dloss[n] (softmax - onehot) W (=), dW += sum_n dloss[n] (softmax - onehot)^T h[n].
 // Ignored rows contribute nothing.
-template <class T>
+template <class T, class S = T>
 struct LmHeadLossParams {
-  T* loss = nullptr;                 // (N)
-  T* lse = nullptr;                  // (N)     saved
+  S* loss = nullptr;                 // (N)
+  S* lse = nullptr;                  // (N)     saved
   const T* h = nullptr;              // (N, C)
   const T* weight = nullptr;         // (V, C)
   const int32_t* targets = nullptr;  // (N)
   T* dh = nullptr;                   // (N, C)  backward: =
-  T* dweight = nullptr;              // (V, C)  backward: +=; may be null
-  const T* dloss = nullptr;          // (N)
+  S* dweight = nullptr;              // (V, C)  backward: +=; may be null
+  const S* dloss = nullptr;          // (N)
   int64_t N = 0, C = 0, V = 0;
   int64_t chunk = 4096;              // vocabulary columns per chunk
   int32_t ignore_index = -100;

@@ -10,17 +10,17 @@ namespace stepwise {
 // balancing) and weights = probs[idx] (divided by their sum when renormalize). Ties break toward the lower expert id.
 // Auxiliary loss (Switch/GShard): aux = aux_coef * E * sum_e f_e * P_e with f_e = count_e / (N*K) (no gradient)
 // and P_e = mean_n probs[n, e]. Backward: dlogits = d(weights)/d(logits)^T dweights + d(aux)/d(logits).
-template <class T>
+template <class T, class S = T>
 struct RouterParams {
-  T* probs = nullptr;              // (N, E)  saved
+  S* probs = nullptr;              // (N, E)  saved
   int32_t* idx = nullptr;          // (N, K)  chosen experts, in descending order of probs + bias
-  T* weights = nullptr;            // (N, K)
-  T* load = nullptr;               // (E)     f_e, the fraction of routed slots per expert (for logging and bias updates)
-  T* aux_loss = nullptr;           // (1)     forward output (0 when aux_coef == 0); may be null
+  S* weights = nullptr;            // (N, K)
+  S* load = nullptr;               // (E)     f_e, the fraction of routed slots per expert (for logging and bias updates)
+  S* aux_loss = nullptr;           // (1)     forward output (0 when aux_coef == 0); may be null
   const T* logits = nullptr;       // (N, E)
   const float* bias = nullptr;     // (E)     selection bias or null
   T* dlogits = nullptr;            // (N, E)  backward: =
-  const T* dweights = nullptr;     // (N, K)
+  const S* dweights = nullptr;     // (N, K)
   int64_t N = 0, E = 0, K = 0;
   bool renormalize = false;
   double aux_coef = 0;
@@ -49,13 +49,13 @@ struct PermuteParams {
 
 // Combine: y[n] (+)= sum_k weights[n,k] * yp[row_of_slot[n*K+k]].
 // Backward: dyp[r] = weights * dy[n] (=), dweights[n,k] = dot(dy[n], yp[r]) (=).
-template <class T>
+template <class T, class S = T>
 struct CombineParams {
   T* y = nullptr;                  // (N, C)
   const T* yp = nullptr;           // (R, C)
-  const T* weights = nullptr;      // (N, K)
+  const S* weights = nullptr;      // (N, K)
   T* dyp = nullptr;                // (R, C)
-  T* dweights = nullptr;           // (N, K)
+  S* dweights = nullptr;           // (N, K)
   const T* dy = nullptr;           // (N, C)
   const RoutePlan* plan = nullptr;
   int64_t C = 0;
@@ -63,13 +63,13 @@ struct CombineParams {
 };
 
 // Per-expert linear over the permuted rows: out[r] = inp[r] W_e^T for r in expert e's rows; W stored (E, O, I).
-template <class T>
+template <class T, class S = T>
 struct GroupedLinearParams {
   T* out = nullptr;                // (R, O)
   const T* inp = nullptr;          // (R, I)
   const T* weight = nullptr;       // (E, O, I)
   T* dinp = nullptr;               // (R, I)    backward: =; may be null
-  T* dweight = nullptr;            // (E, O, I) backward: +=; may be null
+  S* dweight = nullptr;            // (E, O, I) backward: +=; may be null
   const T* dout = nullptr;         // (R, O)
   const int64_t* offsets = nullptr;// (E + 1)
   int64_t E = 0, I = 0, O = 0;
