@@ -171,8 +171,11 @@ TYPED_TEST(DenseCuda, RopeMatchesCpu) {
   check_rope<TypeParam>(7, 5, 18, 60);   // odd half width
 }
 
+// weight_offset > 0 places the weight that many elements into its buffer (a parameter inside an arena), so the GEMMs
+// see an operand that is not 256-byte aligned.
 template <class T>
-void check_linear(int64_t N, int64_t I, int64_t O, bool accumulate, bool with_dinp, bool with_dweight, uint64_t seed) {
+void check_linear(int64_t N, int64_t I, int64_t O, bool accumulate, bool with_dinp, bool with_dweight, uint64_t seed,
+                  int64_t weight_offset = 0) {
   const std::string tag = " (N=" + std::to_string(N) + ", I=" + std::to_string(I) + ", O=" + std::to_string(O) +
                           ", accumulate=" + std::to_string(accumulate) + ")";
   const auto inp = representable<T>(random_vector(N * I, seed));
@@ -188,12 +191,14 @@ void check_linear(int64_t N, int64_t I, int64_t O, bool accumulate, bool with_di
   cpu::linear_forward(ref);
   cpu::linear_backward(ref);
 
-  auto d_inp = upload<T>(inp), d_weight = upload<T>(weight), d_dout = upload<T>(dout);
+  std::vector<float> weight_in_arena(static_cast<size_t>(weight_offset), 0.f);
+  weight_in_arena.insert(weight_in_arena.end(), weight.begin(), weight.end());
+  auto d_inp = upload<T>(inp), d_weight = upload<T>(weight_in_arena), d_dout = upload<T>(dout);
   auto d_out = poisoned<T>(N * O);
   auto d_dinp = accumulate ? upload<T>(dinp0) : poisoned<T>(N * I);
   cuda::DeviceBuffer<float> d_dweight(dweight0);
   LinearParams<T, float> p;
-  p.out = d_out.data(), p.inp = d_inp.data(), p.weight = d_weight.data(), p.dout = d_dout.data();
+  p.out = d_out.data(), p.inp = d_inp.data(), p.weight = d_weight.data() + weight_offset, p.dout = d_dout.data();
   p.dinp = with_dinp ? d_dinp.data() : nullptr, p.dweight = with_dweight ? d_dweight.data() : nullptr;
   p.N = N, p.I = I, p.O = O, p.accumulate_dinp = accumulate;
   cuda::linear_forward(p);
@@ -210,6 +215,7 @@ TYPED_TEST(DenseCuda, LinearMatchesCpu) {
   check_linear<TypeParam>(37, 45, 29, true, true, true, 80);
   check_linear<TypeParam>(130, 64, 96, false, false, true, 90);   // frozen input: dweight only
   check_linear<TypeParam>(11, 33, 70, false, true, false, 100);   // frozen weight: dinp only
+  check_linear<TypeParam>(24, 40, 16, false, true, true, 110, 3);   // weight 3 elements into its buffer
 }
 
 TYPED_TEST(DenseCuda, SwigluMatchesCpu) {
