@@ -139,7 +139,8 @@ void lm_head_loss_forward(const LmHeadLossParams<T, float>& p, cudaStream_t stre
   if (p.N == 0) return;
   cpu::require_pointer(p.loss, op, "loss");
   const int64_t chunk = std::min(p.chunk, p.V);
-  const size_t logits_bytes = aligned_bytes(sizeof(float) * p.N * chunk), row_bytes = aligned_bytes(sizeof(float) * p.N);
+  const size_t logits_bytes = aligned_bytes(sizeof(float) * p.N * chunk);
+  const size_t row_bytes = aligned_bytes(sizeof(float) * p.N);
   StreamScratch scratch(logits_bytes + 3 * row_bytes, stream);
   float* logits = scratch.at<float>(0);                                     // (N, chunk)
   float* run_max = scratch.at<float>(logits_bytes);                         // (N)
