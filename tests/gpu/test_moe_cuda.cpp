@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <stdexcept>
 
 #include "cuda/moe.h"
 #include "gpu_testing.h"
@@ -316,6 +317,107 @@ TEST(MoeCuda, PermuteCombineFp32) {
 TEST(MoeCuda, PermuteCombineBf16) {
   STEPWISE_REQUIRE_GPU();
   permute_combine_cases<bf16>();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The forward chain on the device, every step fed by the previous device step (router -> plan -> permute ->
+// grouped linear -> combine), against the same chain on the CPU.
+
+template <class T>
+void check_moe_chain(int64_t N, int64_t E, int64_t K, int64_t C, int64_t F, uint64_t seed) {
+  SCOPED_TRACE(testing::Message() << "chain N=" << N << " E=" << E << " K=" << K << " C=" << C << " F=" << F);
+  const int64_t R = N * K;
+  const auto logits = representable<T>(random_vector(N * E, seed, -2.f, 2.f));
+  const auto x = representable<T>(random_vector(N * C, seed + 1));
+  const auto weight = representable<T>(random_vector(E * F * C, seed + 2));
+
+  const RouterCase rc{N, E, K, true, false, 0.0};
+  const RouterOutputs routed = cpu_router_forward(rc, logits, {});
+  HostPlan host = cpu_plan(routed.idx, N, E, K);
+  RoutePlan cplan;
+  cplan.offsets = host.offsets.data(), cplan.row_token = host.row_token.data();
+  cplan.row_of_slot = host.row_of_slot.data(), cplan.N = N, cplan.E = E, cplan.K = K;
+  std::vector<float> xp(R * C), hp(R * F), want(N * F);
+  PermuteParams<float> pp;
+  pp.xp = xp.data(), pp.x = x.data(), pp.plan = &cplan, pp.C = C;
+  cpu::permute_forward(pp);
+  GroupedLinearParams<float> gp;
+  gp.out = hp.data(), gp.inp = xp.data(), gp.weight = weight.data(), gp.offsets = host.offsets.data();
+  gp.E = E, gp.I = C, gp.O = F;
+  cpu::grouped_linear_forward(gp);
+  CombineParams<float> cp;
+  cp.y = want.data(), cp.yp = hp.data(), cp.weights = routed.weights.data(), cp.plan = &cplan, cp.C = F;
+  cpu::combine_forward(cp);
+
+  auto d_logits = upload<T>(logits), d_x = upload<T>(x), d_weight = upload<T>(weight);
+  auto d_probs = poisoned<float>(N * E), d_weights = poisoned<float>(R), d_load = poisoned<float>(E);
+  auto d_idx = filled_ints(R, -7), d_row_token = filled_ints(R, -7), d_row_of_slot = filled_ints(R, -7);
+  cuda::DeviceBuffer<int64_t> d_offsets(std::vector<int64_t>(E + 1, -7));
+  auto d_xp = poisoned<T>(R * C), d_hp = poisoned<T>(R * F), d_y = poisoned<T>(N * F);
+  RouterParams<T, float> rp;
+  rp.probs = d_probs.data(), rp.idx = d_idx.data(), rp.weights = d_weights.data(), rp.load = d_load.data();
+  rp.logits = d_logits.data(), rp.N = N, rp.E = E, rp.K = K, rp.renormalize = true;
+  cuda::router_forward(rp);
+  RoutePlan dplan;
+  dplan.offsets = d_offsets.data(), dplan.row_token = d_row_token.data(), dplan.row_of_slot = d_row_of_slot.data();
+  dplan.idx = d_idx.data(), dplan.N = N, dplan.E = E, dplan.K = K;
+  cuda::route_plan_build(dplan);
+  PermuteParams<T> dpp;
+  dpp.xp = d_xp.data(), dpp.x = d_x.data(), dpp.plan = &dplan, dpp.C = C;
+  cuda::permute_forward(dpp);
+  GroupedLinearParams<T, float> dgp;
+  dgp.out = d_hp.data(), dgp.inp = d_xp.data(), dgp.weight = d_weight.data(), dgp.offsets = d_offsets.data();
+  dgp.E = E, dgp.I = C, dgp.O = F;
+  cuda::grouped_linear_forward(dgp);
+  CombineParams<T, float> dcp;
+  dcp.y = d_y.data(), dcp.yp = d_hp.data(), dcp.weights = d_weights.data(), dcp.plan = &dplan, dcp.C = F;
+  cuda::combine_forward(dcp);
+  cuda::device_synchronize();
+  EXPECT_EQ(d_offsets.download(), host.offsets);
+  EXPECT_LT(normalized_error(download(d_y), want), tolerance<T>());
+}
+
+TEST(MoeCuda, ForwardChainMatchesCpu) {
+  STEPWISE_REQUIRE_GPU();
+  check_moe_chain<float>(200, 16, 3, 96, 72, 500);
+  check_moe_chain<bf16>(200, 16, 3, 96, 72, 510);
+  check_moe_chain<bf16>(77, 9, 2, 45, 33, 520);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Malformed params throw on the host before anything is launched (runs without a device too).
+
+TEST(MoeCuda, InvalidParamsThrowBeforeLaunch) {
+  float f = 0;
+  int32_t i = 0;
+  int64_t offsets[2] = {0, 0};
+  RouterParams<float, float> r;
+  r.probs = &f, r.idx = &i, r.weights = &f, r.load = &f, r.logits = &f, r.N = 4, r.E = 2, r.K = 3;
+  EXPECT_THROW(cuda::router_forward(r), std::invalid_argument);   // K > E
+  r.K = 1, r.aux_coef = -1;
+  EXPECT_THROW(cuda::router_forward(r), std::invalid_argument);   // negative aux_coef
+  r.aux_coef = 0.1, r.dlogits = &f, r.load = nullptr;
+  EXPECT_THROW(cuda::router_backward(r), std::invalid_argument);  // aux term needs the forward's load
+  r.load = &f, r.E = 100000, r.K = 1;
+  EXPECT_THROW(cuda::router_forward(r), std::invalid_argument);   // more experts than shared memory holds
+
+  RoutePlan plan;
+  plan.offsets = offsets, plan.row_token = &i, plan.row_of_slot = &i, plan.idx = &i, plan.N = 1, plan.E = 0, plan.K = 1;
+  EXPECT_THROW(cuda::route_plan_build(plan), std::invalid_argument);   // E = 0
+  plan.E = 1, plan.offsets = nullptr;
+  EXPECT_THROW(cuda::route_plan_build(plan), std::invalid_argument);   // no offsets
+
+  PermuteParams<float> pp;
+  pp.C = 4;
+  EXPECT_THROW(cuda::permute_forward(pp), std::invalid_argument);      // no plan
+
+  GroupedLinearParams<float, float> g;
+  g.inp = &f, g.out = &f, g.weight = &f, g.offsets = offsets, g.E = 1, g.I = -1, g.O = 2;
+  EXPECT_THROW(cuda::grouped_linear_forward(g), std::invalid_argument);   // negative I
+  g.I = 2, g.E = 5000;
+  EXPECT_THROW(cuda::grouped_linear_forward(g), std::invalid_argument);   // too many experts
+  g.E = 1, g.offsets = nullptr;
+  EXPECT_THROW(cuda::grouped_linear_forward(g), std::invalid_argument);   // no offsets
 }
 
 }  // namespace
