@@ -124,8 +124,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_combine_kernel(Paged
   const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
   if (rows <= 0 || pos0 < 0 || !split_mode(rows, H)) return;
   const int64_t used = ceil_div(pos0 + rows, blocks_per_split * p.block_size);  // splits that wrote partials
+  const bool covered = used <= splits;  // false only when the context outgrows the block table (caller error)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t vec = warp; vec < rows * H; vec += kWarps) {
+    if (!covered) {  // make the fault visible instead of reading past the scratch
+      for (int64_t d = lane; d < D; d += 32) p.out[(first_row * H + vec) * D + d] = from_float<T>(NAN);
+      continue;
+    }
     const int64_t slot0 = s * splits * slots_per_split(H) + vec;  // slot of split y: slot0 + y * slots_per_split(H)
     float M = -INFINITY;
     for (int64_t y = 0; y < used; ++y) M = fmaxf(M, part_ml[slot0 + y * slots_per_split(H)].x);
@@ -186,8 +191,8 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
 
 }  // namespace
 
-// Device-side faults cannot throw: a block id outside [0, num_blocks) (or past max_blocks) reads as NaN, so the rows
-// that need it come out NaN; a sequence with a negative row count or position is skipped (its rows are not written).
+// Device-side faults cannot throw: a block id outside [0, num_blocks), or a context longer than max_blocks blocks,
+// makes the rows that need it come out NaN; a sequence with a negative row count or position is skipped (its rows are not written).
 template <class T>
 void paged_attention_forward(const PagedAttentionParams<T>& p, cudaStream_t stream) {
   const char* op = "paged_attention_forward";
