@@ -37,7 +37,8 @@ void allow_shared_memory(Kernel kernel, size_t bytes, const char* op) {
   STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   if (bytes > static_cast<size_t>(limit))
     cpu::kernel_fail(op, "needs ", bytes, " bytes of shared memory per block; the device allows ", limit);
-  STEPWISE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  STEPWISE_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 // dst[r * D + d] = src row (first_row + r), element d, as float; rows >= row_end give 0. src rows have D elements.

@@ -192,7 +192,8 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
 }  // namespace
 
 // Device-side faults cannot throw: a block id outside [0, num_blocks), or a context longer than max_blocks blocks,
-// makes the rows that need it come out NaN; a sequence with a negative row count or position is skipped (its rows are not written).
+// makes the rows that need it come out NaN; a sequence with a negative row count or position is skipped (its rows
+// are not written).
 template <class T>
 void paged_attention_forward(const PagedAttentionParams<T>& p, cudaStream_t stream) {
   const char* op = "paged_attention_forward";

@@ -28,7 +28,8 @@ std::vector<int32_t> run_sample(const std::vector<float>& logits, int64_t V, con
   const int64_t S = static_cast<int64_t>(cfg.size());
   std::vector<float> temperature, top_p;
   std::vector<int32_t> top_k;
-  for (const RowConfig& c : cfg) temperature.push_back(c.temperature), top_k.push_back(c.top_k), top_p.push_back(c.top_p);
+  for (const RowConfig& c : cfg)
+    temperature.push_back(c.temperature), top_k.push_back(c.top_k), top_p.push_back(c.top_p);
   cuda::DeviceBuffer<float> dlogits(logits), dtemp(temperature), dtop_p(top_p);
   cuda::DeviceBuffer<int32_t> dtop_k(top_k), dtokens(std::vector<int32_t>(static_cast<size_t>(S), -7));
   cuda::DeviceBuffer<uint64_t> dseed(seeds);
@@ -51,7 +52,8 @@ std::set<int32_t> candidates(const float* logits, int64_t V, const RowConfig& c,
   if (c.top_k > 0) keep = std::min(keep, static_cast<size_t>(c.top_k));
   std::vector<double> p(keep);
   double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((double(logits[order[i]]) - logits[order[0]]) / c.temperature);
+  for (size_t i = 0; i < keep; ++i)
+    sum += p[i] = std::exp((double(logits[order[i]]) - logits[order[0]]) / c.temperature);
   if (c.top_p < 1.f) {
     double cum = 0;
     for (size_t i = 0; i < keep; ++i) {
@@ -99,7 +101,8 @@ TEST(SamplingCuda, TokensStayInTopKTopPSet) {
     for (int64_t r = 0; r < draws; ++r) logits.insert(logits.end(), one.begin(), one.end());
     std::vector<int64_t> steps(draws);
     std::iota(steps.begin(), steps.end(), 0);
-    const auto tokens = run_sample(logits, V, std::vector<RowConfig>(draws, c), std::vector<uint64_t>(draws, 99), steps);
+    const auto tokens =
+        run_sample(logits, V, std::vector<RowConfig>(draws, c), std::vector<uint64_t>(draws, 99), steps);
     const auto allowed = candidates(one.data(), V, c);
     std::set<int32_t> seen;
     for (int64_t r = 0; r < draws; ++r) {
