@@ -215,7 +215,7 @@ bench_step "bench decode cuda" "${GPU_CHECK_DECODE_S:-60}" "$LOG_DIR/bench_decod
     echo "bench train (step3-mini, cuda):"
     sed -n '/step_ms/,$p' "$LOG_DIR/bench_train.log"
   fi
-  [ "$HAVE_GPU" = 0 ] && echo "no GPU on this machine: the build was checked, nothing was measured"
+  [ "$HAVE_GPU" = 0 ] && echo "no GPU on this machine: nothing was measured"
 } | tee "$LOG_DIR/gpu_check.txt"
 
 [ "$FAILED" = 1 ] && exit 1

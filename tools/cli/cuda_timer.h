@@ -14,7 +14,8 @@
 namespace stepwise::cli {
 
 struct TimingPlan {
-  int warmup = 2;            // untimed calls first (cuBLASLt plans, lazy module loading, clocks)
+  int warmup = 1;            // untimed calls first (cuBLASLt plans, lazy module loading); then one call is
+                             // timed to size the samples, and is not a sample itself
   int max_samples = 10;      // timed samples; the median is reported
   double sample_ms = 1.0;    // each sample batches enough calls to last about this long
   double budget_ms = 3000;   // timed GPU time allowed for all samples; a slow op gets fewer (at least one)
