@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "cpu/blas_threads.h"
@@ -72,20 +73,23 @@ float row_max(const float* row, int64_t n) {
 }
 double row_max(const double* row, int64_t n) { return *std::max_element(row, row + n); }
 
-// sum_j exp(row[j] - shift), accumulated in double (16 double lanes, so the float exps vectorise).
+// sum_j exp(row[j] - shift), accumulated in double. Two passes (float exps in place, then the double sum in 8
+// lanes) because GCC does not vectorise the one-pass form in every clone. Overwrites row.
 STEPWISE_VECTOR_CLONES
-double row_exp_sum(const float* row, int64_t n, float shift) {
-  constexpr int64_t kLanes = 16;
+double row_exp_sum(float* row, int64_t n, float shift) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) row[j] = exp_vectorisable(row[j] - shift);
+  constexpr int64_t kLanes = 8;
   double lanes[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(exp_vectorisable(row[j + l] - shift));
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(row[j + l]);
   double sum = 0;
-  for (; j < n; ++j) sum += static_cast<double>(exp_vectorisable(row[j] - shift));
   for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+  for (; j < n; ++j) sum += static_cast<double>(row[j]);
   return sum;
 }
-double row_exp_sum(const double* row, int64_t n, double shift) {
+double row_exp_sum(double* row, int64_t n, double shift) {
   double sum = 0;
   for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - shift);
   return sum;
@@ -115,7 +119,7 @@ void lm_head_loss_forward(const LmHeadLossParams<T>& p) {
   BlasSingleThreadScope blas_scope(threads > 1);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<T> logits(static_cast<size_t>(block * chunk));  // (block, chunk)
+    const auto logits = std::make_unique_for_overwrite<T[]>(static_cast<size_t>(block * chunk));  // (block, chunk)
     std::vector<T> run_max(block);                                // (block) running max of the row's logits
     std::vector<double> run_sum(block);                           // (block) sum of exp(logit - run_max)
     std::vector<T> target_logit(block);                           // (block)
@@ -127,15 +131,15 @@ void lm_head_loss_forward(const LmHeadLossParams<T>& p) {
       std::fill(target_logit.begin(), target_logit.end(), T(0));
       for (int64_t v0 = 0; v0 < p.V; v0 += chunk) {
         const int64_t cw = std::min(chunk, p.V - v0);
-        chunk_logits(p, r0, rows, v0, cw, logits.data());
+        chunk_logits(p, r0, rows, v0, cw, logits.get());
         for (int64_t i = 0; i < rows; ++i) {
-          const T* row = logits.data() + i * cw;  // (cw)
+          T* row = logits.get() + i * cw;  // (cw) logits, then (row_exp_sum) their exps
+          const int64_t t = p.targets[r0 + i];
+          if (t >= v0 && t < v0 + cw) target_logit[i] = row[t - v0];
           const T new_max = std::max(run_max[i], row_max(row, cw));
           const double sum = row_exp_sum(row, cw, new_max);
           run_sum[i] = run_sum[i] * std::exp(static_cast<double>(run_max[i]) - static_cast<double>(new_max)) + sum;
           run_max[i] = new_max;
-          const int64_t t = p.targets[r0 + i];
-          if (t >= v0 && t < v0 + cw) target_logit[i] = row[t - v0];
         }
       }
       for (int64_t i = 0; i < rows; ++i) {
@@ -157,7 +161,8 @@ void lm_head_loss_backward(const LmHeadLossParams<T>& p) {
   const int threads = threads_for(p);
   const int64_t block = rows_per_block(p, chunk, threads);  // rows per thread
   const int64_t super_rows = block * threads;                // rows per round: thread t takes the t-th block
-  std::vector<T> dlogits(static_cast<size_t>(super_rows * chunk));  // (round rows, cw) logits, then their gradient
+  // (round rows, cw) logits, then their gradient
+  const auto dlogits = std::make_unique_for_overwrite<T[]>(static_cast<size_t>(super_rows * chunk));
   BlasSingleThreadScope blas_scope(threads > 1);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -168,7 +173,7 @@ void lm_head_loss_backward(const LmHeadLossParams<T>& p) {
       const int64_t rows = std::clamp<int64_t>(p.N - r0, 0, block);       // and row count (may be 0)
       for (int64_t v0 = 0; v0 < p.V; v0 += chunk) {
         const int64_t cw = std::min(chunk, p.V - v0);
-        T* mine = dlogits.data() + (r0 - s0) * cw;  // (rows, cw), rows r0.. of the round's (round_rows, cw)
+        T* mine = dlogits.get() + (r0 - s0) * cw;  // (rows, cw), rows r0.. of the round's (round_rows, cw)
         if (rows > 0) {
           chunk_logits(p, r0, rows, v0, cw, mine);
           for (int64_t i = 0; i < rows; ++i) {
@@ -194,7 +199,7 @@ void lm_head_loss_backward(const LmHeadLossParams<T>& p) {
           const int64_t share = ((cw + threads - 1) / threads + 15) / 16 * 16;
           const int64_t c0 = std::min(cw, t * share), c1 = std::min(cw, c0 + share);
           if (c1 > c0)
-            gemm<T>(true, false, c1 - c0, p.C, round_rows, T(1), dlogits.data() + c0, cw, p.h + s0 * p.C, p.C, T(1),
+            gemm<T>(true, false, c1 - c0, p.C, round_rows, T(1), dlogits.get() + c0, cw, p.h + s0 * p.C, p.C, T(1),
                     p.dweight + (v0 + c0) * p.C, p.C);
 #pragma omp barrier
         }
