@@ -5,7 +5,6 @@
 // most rows, experts run one after another instead and each product is split over the threads by gemm(). Every
 // expert's result is computed by one BLAS call whichever thread runs it, so results do not depend on the schedule.
 #include <algorithm>
-#include <numeric>
 #include <vector>
 
 #include "cpu/blas_threads.h"
