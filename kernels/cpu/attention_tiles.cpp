@@ -14,6 +14,14 @@ bool AttentionTiling::fill_visibility(const TileRange& t, int64_t j0, int64_t nk
                                       unsigned char* visible) const {
   const int64_t first_pos = q_offset + t.begin;
   if (seg == nullptr && j0 + nk - 1 <= first_pos) return true;
+  if (seg == nullptr) {  // causal only: query begin+i sees the first pos - j0 + 1 keys of the tile (its first row not all)
+    for (int64_t i = 0; i < t.count; ++i) {
+      const int64_t seen = std::clamp<int64_t>(first_pos + i - j0 + 1, 0, nk);
+      std::fill(visible + i * nk, visible + i * nk + seen, static_cast<unsigned char>(1));
+      std::fill(visible + i * nk + seen, visible + (i + 1) * nk, static_cast<unsigned char>(0));
+    }
+    return false;
+  }
   bool all = true;
   const int32_t* seg_row = seg ? seg + t.b * Tk : nullptr;  // (Tk)
   for (int64_t i = 0; i < t.count; ++i) {
