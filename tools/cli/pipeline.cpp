@@ -250,13 +250,20 @@ std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const Stag
   return reports;
 }
 
-// Held-out preference accuracy: the share of the last N preference pairs whose chosen reply has the higher mean
-// per-token log-probability under the model (a tie counts 1/2).
-double preference_accuracy(const PipelineConfig& c, const StageResult& s, const fs::path& tokenizer_dir) {
+// Held-out preference pairs under a model: the share of the last N pairs whose chosen reply has the higher mean
+// per-token log-probability (a tie counts 1/2), and the mean margin (chosen minus rejected mean log-probability, in
+// nats per token), which keeps showing a stage's effect once the accuracy saturates.
+struct PreferenceScore {
+  double accuracy = NAN;
+  double margin = NAN;
+};
+
+PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, const fs::path& tokenizer_dir) {
   const fs::path out = c.output_dir / "eval" / s.stage.name / "preference.json";
   if (fs::exists(out)) {
     nlohmann::json j = nlohmann::json::parse(read_file(out));
-    if (j.value("source", std::string()) == s.checkpoint.string()) return j.at("accuracy").get<double>();
+    if (j.value("source", std::string()) == s.checkpoint.string() && j.contains("margin"))
+      return {j.at("accuracy").get<double>(), j.at("margin").get<double>()};
   }
   Tokenizer tok = Tokenizer::load(tokenizer_dir);
   Step3Model<float> model(Step3Config::load(s.checkpoint), ModelOptions{}, false);
@@ -270,7 +277,7 @@ double preference_accuracy(const PipelineConfig& c, const StageResult& s, const 
   lo.range = eval_range;
   PreferenceLoader loader(shard, tok, lo);
   std::vector<PreferenceExample> examples;
-  double wins = 0;
+  double wins = 0, margin_sum = 0;
   int64_t pairs = 0;
   while (loader.next(examples)) {
     TokenBatch batch = preference_pair_batch(examples, 512, tok.pad());
@@ -281,12 +288,16 @@ double preference_accuracy(const PipelineConfig& c, const StageResult& s, const 
       const double chosen = lp.sum[i] / std::max<int64_t>(1, lp.count[i]);
       const double rejected = lp.sum[n + i] / std::max<int64_t>(1, lp.count[n + i]);
       wins += chosen > rejected ? 1.0 : chosen == rejected ? 0.5 : 0.0;
+      margin_sum += chosen - rejected;
       ++pairs;
     }
   }
-  const double acc = pairs ? wins / pairs : 0.0;
-  write_file_atomic(out, nlohmann::json{{"source", s.checkpoint.string()}, {"pairs", pairs}, {"accuracy", acc}}.dump(2));
-  return acc;
+  PreferenceScore score;
+  score.accuracy = pairs ? wins / pairs : 0.0;
+  score.margin = pairs ? margin_sum / pairs : 0.0;
+  write_file_atomic(out, nlohmann::json{{"source", s.checkpoint.string()}, {"pairs", pairs},
+                                        {"accuracy", score.accuracy}, {"margin", score.margin}}.dump(2));
+  return score;
 }
 
 // ---------------------------------------------------------------------------------------------------- report --
@@ -325,14 +336,14 @@ fs::path run_pipeline(const PipelineConfig& c) {
   }
   std::vector<std::string> names;
   std::vector<std::vector<eval::EvalReport>> reports;  // [stage][benchmark]
-  std::vector<double> pref;
+  std::vector<PreferenceScore> pref;
   for (const StageResult& s : stages) {
     if (!s.stage.evaluate) continue;
     log_info("evaluating ", s.stage.name);
     const fs::path serve_dir = ensure_serving_checkpoint(c, s);
     names.push_back(s.stage.name);
     reports.push_back(evaluate_stage(c, s, serve_dir));
-    pref.push_back(c.preference.empty() ? NAN : preference_accuracy(c, s, tokenizer));
+    pref.push_back(c.preference.empty() ? PreferenceScore{} : preference_score(c, s, tokenizer));
   }
 
   std::ostringstream md;
@@ -374,10 +385,11 @@ fs::path run_pipeline(const PipelineConfig& c) {
   }
   if (!c.preference.empty()) {
     md << "\n## Held-out preference pairs\n\nShare of the last " << c.preference_pairs << " pairs of `"
-       << c.preference.string() << "` whose chosen reply has the higher mean token log-probability.\n\n| model | "
-       << "accuracy |\n|---|---|\n";
-    for (size_t m = 0; m < names.size(); ++m) md << "| " << names[m] << " | " << fmt(pref[m]) << " |\n";
-    add_group("preference acc", [&](size_t m) { return pref[m]; });
+       << c.preference.string() << "` whose chosen reply has the higher mean token log-probability, and the mean margin "
+       << "(chosen minus rejected mean log-probability, nats per token).\n\n| model | accuracy | margin |\n|---|---|---|\n";
+    for (size_t m = 0; m < names.size(); ++m)
+      md << "| " << names[m] << " | " << fmt(pref[m].accuracy) << " | " << fmt(pref[m].margin) << " |\n";
+    add_group("preference acc", [&](size_t m) { return pref[m].accuracy; });
   }
   md << "\n![results](report.svg)\n";
   write_file_atomic(c.output_dir / "report.md", md.str());
