@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "cuda/device.h"
 
@@ -22,7 +23,17 @@ void lt_check(cublasStatus_t s, const char* what) {
 cudaDataType_t data_type(GemmType t) { return t == GemmType::bf16 ? CUDA_R_16BF : CUDA_R_32F; }
 
 using PlanKey = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t>;
+                           int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
+
+// Largest power of two (at most 256) dividing the address. cuBLASLt's heuristic assumes 256-byte aligned operands
+// unless told otherwise, so an operand that starts inside a larger buffer (a vocabulary chunk of the LM head, a
+// parameter in an arena) must announce its alignment or it may get an algorithm that faults on it.
+uint32_t alignment_bytes(const void* p) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && address % align != 0) align /= 2;
+  return align;
+}
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -68,7 +79,8 @@ cublasLtMatrixLayout_t layout(cudaDataType_t t, int64_t rows, int64_t cols, int6
   return l;
 }
 
-Plan make_plan(LtContext& ctx, const GemmArgs& g, int64_t lda, int64_t ldb, int64_t ldc) {
+Plan make_plan(LtContext& ctx, const GemmArgs& g, int64_t lda, int64_t ldb, int64_t ldc, uint32_t align_a,
+               uint32_t align_b, uint32_t align_c) {
   Plan p;
   lt_check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
   const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   // column-major A operand = row-major B
@@ -86,6 +98,12 @@ Plan make_plan(LtContext& ctx, const GemmArgs& g, int64_t lda, int64_t ldb, int6
   const uint64_t ws = kWorkspaceBytes;
   lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
            "workspace preference");
+  // Column-major operand a is row-major B, b is row-major A; C is both input and output (D).
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
+  for (const auto& [attribute, bytes] : alignments)
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &bytes, sizeof(bytes)), "alignment preference");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t s =
@@ -107,10 +125,12 @@ void gemm(const GemmArgs& g, cudaStream_t stream) {
   const int64_t ldb = g.ldb ? g.ldb : (g.trans_b ? g.K : g.N);
   const int64_t ldc = g.ldc ? g.ldc : g.N;
   LtContext& ctx = context();
+  const uint32_t align_a = alignment_bytes(g.a), align_b = alignment_bytes(g.b), align_c = alignment_bytes(g.c);
   const PlanKey key{static_cast<int>(g.ab_type), static_cast<int>(g.c_type), g.trans_a, g.trans_b, g.M, g.N, g.K,
-                    lda, ldb, ldc, g.batch, g.stride_a, g.stride_b, g.stride_c};
+                    lda, ldb, ldc, g.batch, g.stride_a, g.stride_b, g.stride_c, align_a, align_b, align_c};
   auto it = ctx.plans.find(key);
-  if (it == ctx.plans.end()) it = ctx.plans.emplace(key, make_plan(ctx, g, lda, ldb, ldc)).first;
+  if (it == ctx.plans.end())
+    it = ctx.plans.emplace(key, make_plan(ctx, g, lda, ldb, ldc, align_a, align_b, align_c)).first;
   const Plan& p = it->second;
   lt_check(cublasLtMatmul(ctx.handle, p.desc, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, g.c, p.c, g.c, p.c, &p.algo,
                           ctx.workspace, kWorkspaceBytes, stream),

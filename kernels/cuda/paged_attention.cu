@@ -1,0 +1,227 @@
+// CUDA paged MFA attention for decoding (see cuda/paged_attention.h). Split-K: CTA (s, y) reads only KV blocks
+// [y * blocks_per_split, (y + 1) * blocks_per_split) of sequence s, once, for all query rows x heads of s, and writes
+// partial (max, sum, unnormalised output) to a scratch; a second kernel combines the splits. Context lengths are read
+// from pos0 / q_start on the device, so nothing depends on them on the host (no re-planning per step).
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/attention_tile.cuh"
+#include "cuda/paged_attention.h"
+
+namespace stepwise::cuda {
+namespace {
+
+using namespace attention_tile;
+
+constexpr int kRowsPerWarp = 8;
+constexpr int kVectorTile = kWarps * kRowsPerWarp;  // 64 query vectors (row x head) per pass of a CTA
+constexpr int64_t kMinSplitKeys = 256;              // a split covers at least this many keys
+
+// A sequence is split across the context when its query vectors (rows x H) fit one pass (decode: one row), or when it
+// has a single row (H > 64). Longer chunks (prefill) are instead spread over the grid's y CTAs by vector tiles, each
+// reading the whole context, and write `out` directly.
+__host__ __device__ inline bool split_mode(int64_t rows, int64_t H) { return rows == 1 || rows * H <= kVectorTile; }
+
+// Scratch slots per (sequence, split): one per query vector of a split-mode sequence.
+__host__ __device__ inline int64_t slots_per_split(int64_t H) { return H > kVectorTile ? H : kVectorTile; }
+
+// Grid (S, splits), kThreads threads. Warp w owns vectors [w * 8, w * 8 + 8) of each 64-vector pass (vector
+// v = row * H + head of the sequence, q's own layout); lane j owns key j of each 32-key tile, gathered through the
+// block table into shared memory. Shared memory: q_s (64, D), k_s and v_s (32, kv_stride(D)), float.
+// part_ml (S, splits, slots) = (max, sum); part_acc (S, splits, slots, D) = sum of exp(score - max) v.
+template <class T, int DC>
+__global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentionParams<T> p, float scale,
+                                                                   int64_t blocks_per_split, float2* part_ml,
+                                                                   float* part_acc) {
+  extern __shared__ float smem[];
+  const int D = static_cast<int>(p.D);
+  float* q_s = smem;
+  float* k_s = q_s + kVectorTile * D;
+  float* v_s = k_s + kKeyTile * kv_stride(D);
+
+  const int64_t s = blockIdx.x, y = blockIdx.y, splits = gridDim.y, H = p.H, bs = p.block_size;
+  const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
+  if (rows <= 0 || pos0 < 0) return;
+  const int64_t keys = pos0 + rows, vectors = rows * H;
+  const bool split = split_mode(rows, H);
+  const int64_t keys_per_split = blocks_per_split * bs;
+  int64_t key_begin = 0, key_end = keys, vec_first = y * kVectorTile, vec_step = splits * kVectorTile;
+  if (split) {
+    key_begin = y * keys_per_split;
+    key_end = min(keys, key_begin + keys_per_split);
+    vec_first = 0, vec_step = kVectorTile;
+    if (key_begin >= keys) return;  // the combine kernel knows this split is unused
+  }
+  const T* q_seq = p.q + first_row * H * D;  // (vectors, D)
+  const int32_t* table = p.block_table + s * p.max_blocks;
+  auto key_row = [&](const T* pool, int64_t key) -> const T* {
+    const int64_t b = key / bs;
+    const int32_t blk = b < p.max_blocks ? table[b] : -1;
+    return blk >= 0 && blk < p.num_blocks ? pool + (blk * bs + key % bs) * D : nullptr;
+  };
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t v0 = vec_first; v0 < vectors; v0 += vec_step) {
+    __syncthreads();  // the previous pass is done with q_s, k_s, v_s
+    load_rows(q_s, q_seq, v0, vectors, kVectorTile, D);
+    const int64_t last_vec = min(v0 + kVectorTile, vectors) - 1;
+    const int64_t tile_end = min(key_end, pos0 + last_vec / H + 1);  // no key past the last row's position
+    int64_t pos[kRowsPerWarp];
+    bool valid[kRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const int64_t vec = v0 + warp * kRowsPerWarp + r;
+      valid[r] = vec < vectors;
+      pos[r] = pos0 + vec / H;
+    }
+    RowsState<kRowsPerWarp, DC> st;
+    st.init();
+    for (int64_t j0 = key_begin; j0 < tile_end; j0 += kKeyTile) {
+      const int count = static_cast<int>(tile_end - j0 < kKeyTile ? tile_end - j0 : kKeyTile);
+      __syncthreads();  // previous key tile consumed; q_s loaded on the first pass
+      load_key_tile<T>(k_s, count, D, [&](int j) { return key_row(p.k_pool, j0 + j); });
+      load_key_tile<T>(v_s, count, D, [&](int j) { return key_row(p.v_pool, j0 + j); });
+      __syncthreads();
+      const int64_t key = j0 + lane;
+      const bool key_ok = lane < count;
+      online_softmax_tile(st, q_s + warp * kRowsPerWarp * D, k_s, v_s, D, scale,
+                          [&](int r) { return valid[r] && key_ok && key <= pos[r]; });
+    }
+
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      if (!valid[r]) continue;
+      const int64_t vec = v0 + warp * kRowsPerWarp + r;
+      if (split) {
+        const int64_t slot = (s * splits + y) * slots_per_split(H) + vec;
+        if (lane == 0) part_ml[slot] = make_float2(st.m[r], st.l[r]);
+#pragma unroll
+        for (int c = 0; c < DC; ++c) {
+          const int d = lane + 32 * c;
+          if (d < D) part_acc[slot * D + d] = st.acc[r][c];
+        }
+      } else {
+        const float inv = st.l[r] > 0.f ? 1.f / st.l[r] : 0.f;
+        T* out_row = p.out + (first_row * H + vec) * D;
+#pragma unroll
+        for (int c = 0; c < DC; ++c) {
+          const int d = lane + 32 * c;
+          if (d < D) out_row[d] = from_float<T>(st.acc[r][c] * inv);
+        }
+      }
+    }
+  }
+}
+
+// Grid S, kThreads threads: for each split-mode sequence s, warp w combines vectors w, w + 8, ... over the splits
+// that covered part of its context: out = sum_y acc_y exp(m_y - M) / sum_y l_y exp(m_y - M), M = max_y m_y.
+template <class T>
+__global__ void __launch_bounds__(kThreads) paged_attention_combine_kernel(PagedAttentionParams<T> p,
+                                                                           int64_t blocks_per_split, int64_t splits,
+                                                                           const float2* part_ml,
+                                                                           const float* part_acc) {
+  const int64_t s = blockIdx.x, H = p.H, D = p.D;
+  const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
+  if (rows <= 0 || pos0 < 0 || !split_mode(rows, H)) return;
+  const int64_t used = ceil_div(pos0 + rows, blocks_per_split * p.block_size);  // splits that wrote partials
+  const bool covered = used <= splits;  // false only when the context outgrows the block table (caller error)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t vec = warp; vec < rows * H; vec += kWarps) {
+    if (!covered) {  // make the fault visible instead of reading past the scratch
+      for (int64_t d = lane; d < D; d += 32) p.out[(first_row * H + vec) * D + d] = from_float<T>(NAN);
+      continue;
+    }
+    const int64_t slot0 = s * splits * slots_per_split(H) + vec;  // slot of split y: slot0 + y * slots_per_split(H)
+    float M = -INFINITY;
+    for (int64_t y = 0; y < used; ++y) M = fmaxf(M, part_ml[slot0 + y * slots_per_split(H)].x);
+    float L = 0.f;
+    for (int64_t y = 0; y < used; ++y) {
+      const float2 ml = part_ml[slot0 + y * slots_per_split(H)];
+      L += ml.y != 0.f ? ml.y * expf(ml.x - M) : 0.f;  // l = 0: nothing visible; NaN (bad block) propagates
+    }
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    T* out_row = p.out + (first_row * H + vec) * D;
+    for (int64_t d = lane; d < D; d += 32) {
+      float acc = 0.f;
+      for (int64_t y = 0; y < used; ++y) {
+        const int64_t slot = slot0 + y * slots_per_split(H);
+        const float2 ml = part_ml[slot];
+        if (ml.y != 0.f) acc += part_acc[slot * D + d] * expf(ml.x - M);
+      }
+      out_row[d] = from_float<T>(acc * inv);
+    }
+  }
+}
+
+int multiprocessors() {
+  int device = 0, count = 0;
+  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
+  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+template <class T, int DC>
+void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t stream) {
+  // Splits: about two CTAs per SM over all sequences, each split at least kMinSplitKeys keys. Depends only on S and
+  // max_blocks (fixed by the cache), never on the current context lengths.
+  const int64_t wanted_splits = std::max<int64_t>(1, ceil_div(2 * int64_t{multiprocessors()}, p.S));
+  const int64_t blocks_per_split =
+      std::max({int64_t{1}, ceil_div(kMinSplitKeys, p.block_size), ceil_div(p.max_blocks, wanted_splits)});
+  const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
+
+  // Scratch from the stream-ordered allocator: (S, splits, slots) float2 + (S, splits, slots, D) float.
+  const int64_t slots = p.S * splits * slots_per_split(p.H);
+  float2* part_ml = nullptr;
+  float* part_acc = nullptr;
+  STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part_ml), sizeof(float2) * slots, stream));
+  STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part_acc), sizeof(float) * slots * p.D, stream));
+
+  const int D = static_cast<int>(p.D);
+  const size_t bytes = sizeof(float) * (size_t{kVectorTile} * D + 2 * size_t{kKeyTile} * kv_stride(D));
+  allow_shared_memory(paged_attention_kernel<T, DC>, bytes, "paged_attention_forward");
+  const dim3 grid(static_cast<unsigned>(p.S), static_cast<unsigned>(splits));
+  paged_attention_kernel<T, DC><<<grid, kThreads, bytes, stream>>>(p, scale, blocks_per_split, part_ml, part_acc);
+  STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_kernel");
+  paged_attention_combine_kernel<T><<<static_cast<unsigned>(p.S), kThreads, 0, stream>>>(p, blocks_per_split, splits,
+                                                                                         part_ml, part_acc);
+  STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_combine_kernel");
+  STEPWISE_CUDA_CHECK(cudaFreeAsync(part_acc, stream));
+  STEPWISE_CUDA_CHECK(cudaFreeAsync(part_ml, stream));
+}
+
+}  // namespace
+
+// Device-side faults cannot throw: a block id outside [0, num_blocks), or a context longer than max_blocks blocks,
+// makes the rows that need it come out NaN; a sequence with a negative row count or position is skipped (its rows
+// are not written).
+template <class T>
+void paged_attention_forward(const PagedAttentionParams<T>& p, cudaStream_t stream) {
+  const char* op = "paged_attention_forward";
+  if (p.S < 0 || p.max_blocks < 0 || p.num_blocks < 0 || p.H < 0)
+    cpu::kernel_fail(op, "negative dimension (S = ", p.S, ", max_blocks = ", p.max_blocks,
+                     ", num_blocks = ", p.num_blocks, ", H = ", p.H, ")");
+  if (p.S == 0 || p.H == 0) return;
+  cpu::require_positive(p.block_size, op, "block_size");
+  require_head_dim(p.D, op);
+  if (p.S > int64_t{0x7fffffff}) cpu::kernel_fail(op, "S = ", p.S, " exceeds the grid limit");
+  if (!(p.scale >= 0) || p.scale > 1e30) cpu::kernel_fail(op, "scale = ", p.scale, " must be finite and >= 0");
+  cpu::require_pointer(p.out, op, "out");
+  cpu::require_pointer(p.q, op, "q");
+  cpu::require_pointer(p.k_pool, op, "k_pool");
+  cpu::require_pointer(p.v_pool, op, "v_pool");
+  cpu::require_pointer(p.block_table, op, "block_table");
+  cpu::require_pointer(p.q_start, op, "q_start");
+  cpu::require_pointer(p.pos0, op, "pos0");
+  const float scale = static_cast<float>(p.scale > 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.D)));
+  switch (head_chunks(p.D)) {
+    case 1: return launch_paged<T, 1>(p, scale, stream);
+    case 2: return launch_paged<T, 2>(p, scale, stream);
+    case 4: return launch_paged<T, 4>(p, scale, stream);
+    default: return launch_paged<T, 8>(p, scale, stream);
+  }
+}
+
+template void paged_attention_forward<float>(const PagedAttentionParams<float>&, cudaStream_t);
+template void paged_attention_forward<bf16>(const PagedAttentionParams<bf16>&, cudaStream_t);
+
+}  // namespace stepwise::cuda
