@@ -29,7 +29,9 @@ class CudaTrainBackend final : public TrainBackend {
   double loss() override { return model_.loss(); }
   double aux_loss() override { return model_.aux_loss(); }
   std::vector<std::vector<double>> expert_load() override { return model_.expert_load(); }
-  void backward(double weight_per_target, double aux_weight) override { model_.backward(weight_per_target, aux_weight); }
+  void backward(double weight_per_target, double aux_weight) override {
+    model_.backward(weight_per_target, aux_weight);
+  }
   double grad_norm() override { return model_.grad_norm(); }
   void update(double lr, double grad_norm) override {
     model_.optimizer_step(hyper_, lr, run_.recipe.train.grad_clip, grad_norm);

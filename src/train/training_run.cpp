@@ -31,7 +31,8 @@ const RecipeConfig& checked_device(const RecipeConfig& r) {
   }
   if (r.train.device != "cpu") fail(r.file.string(), ": train.device '", r.train.device, "': expected cpu or cuda");
   if (r.train.dtype != "fp32")
-    fail(r.file.string(), ": train.dtype '", r.train.dtype, "': the CPU backend trains in fp32 (bf16 needs train.device: cuda)");
+    fail(r.file.string(), ": train.dtype '", r.train.dtype,
+         "': the CPU backend trains in fp32 (bf16 needs train.device: cuda)");
   return r;
 }
 

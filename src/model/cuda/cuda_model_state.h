@@ -73,6 +73,7 @@ struct Step3CudaState {
   cuda::DeviceBuffer<float> bias;
   std::vector<std::vector<float>> bias_host;       // [moe layer] (E)
   std::vector<std::vector<double>> load_host;      // [moe layer] (E)
+  PinnedBuffer<float> bias_staging;                // (M, E)
 
   // the last batch: device ints (tokens | targets | pos | seg), each (N); per-token loss weights (N)
   int64_t B = 0, T_len = 0, N = 0, num_targets = 0;
@@ -111,6 +112,7 @@ struct Step3CudaState {
   void resize_batch(int64_t B, int64_t T);         // (re)allocates the batch and output buffers when N changes
   void fetch_outputs();                            // outputs -> host (waits); fills last_loss, last_aux, load_host
   void wait_staging();                             // the pinned staging buffers may be rewritten after this
+  void upload_bias();                              // bias <- bias_host, in stream order, without waiting
   // Copies on the model's stream after everything enqueued before, and waits (the host side may be reused after).
   void upload(void* dst, const void* src, size_t bytes);
   void download(void* dst, const void* src, size_t bytes);

@@ -3,9 +3,9 @@
 // The layers themselves are in step3_cuda_pass.cpp.
 #include "model/cuda/step3_cuda_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <algorithm>
 
 #include "core/error.h"
 #include "cuda/optim.h"
@@ -38,6 +38,7 @@ Step3CudaState::Step3CudaState(const Step3Config& c, ModelOptions o, CudaCompute
   bias_host.assign(moe_layers.size(), std::vector<float>(static_cast<size_t>(E), 0.0f));
   load_host.assign(moe_layers.size(), std::vector<double>(static_cast<size_t>(E), 0.0));
   bias = cuda::DeviceBuffer<float>(std::max<int64_t>(1, num_moe() * E));
+  bias_staging = PinnedBuffer<float>(std::max<int64_t>(1, num_moe() * E));
   STEPWISE_CUDA_CHECK(cudaMemsetAsync(bias.data(), 0, sizeof(float) * static_cast<size_t>(bias.size()), stream));
   norm_sq = cuda::DeviceBuffer<float>(1);
   norm_sq_host = PinnedBuffer<float>(1);
@@ -78,6 +79,17 @@ void Step3CudaState::upload(void* dst, const void* src, size_t bytes) {
 void Step3CudaState::download(void* dst, const void* src, size_t bytes) {
   if (bytes) STEPWISE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
   STEPWISE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void Step3CudaState::upload_bias() {
+  wait_staging();
+  const int64_t E = cfg.moe_num_experts;
+  for (int64_t m = 0; m < num_moe(); ++m)
+    std::copy(bias_host[static_cast<size_t>(m)].begin(), bias_host[static_cast<size_t>(m)].end(),
+              bias_staging.data() + m * E);
+  const size_t bytes = sizeof(float) * static_cast<size_t>(num_moe() * E);
+  STEPWISE_CUDA_CHECK(cudaMemcpyAsync(bias.data(), bias_staging.data(), bytes, cudaMemcpyHostToDevice, stream));
+  STEPWISE_CUDA_CHECK(cudaEventRecord(staging_free, stream));
 }
 
 void Step3CudaState::wait_staging() { STEPWISE_CUDA_CHECK(cudaEventSynchronize(staging_free)); }
@@ -287,8 +299,7 @@ void Step3CudaModel::set_expert_bias(size_t moe_index, const std::vector<float>&
   if (static_cast<int64_t>(bias.size()) != s.cfg.moe_num_experts)
     fail("set_expert_bias: ", bias.size(), " values for ", s.cfg.moe_num_experts, " experts");
   s.bias_host[moe_index] = bias;
-  s.upload(s.bias.data() + static_cast<int64_t>(moe_index) * s.cfg.moe_num_experts, bias.data(),
-           sizeof(float) * bias.size());   // in stream order: the forward reading the old bias comes first
+  s.upload_bias();   // in stream order: a forward reading the old bias comes first
 }
 
 void Step3CudaModel::update_expert_bias(double rate) {
@@ -296,15 +307,15 @@ void Step3CudaModel::update_expert_bias(double rate) {
   if (s.moe_layers.empty()) return;
   if (s.has_forward) s.fetch_outputs();
   for (size_t m = 0; m < s.bias_host.size(); ++m) {
-    std::vector<float> bias = s.bias_host[m];
+    std::vector<float>& bias = s.bias_host[m];
     const double mean = 1.0 / static_cast<double>(bias.size());
     for (size_t e = 0; e < bias.size(); ++e) {
       const double diff = mean - s.load_host[m][e];
       const double sign = diff > 0 ? 1.0 : (diff < 0 ? -1.0 : 0.0);
       bias[e] += static_cast<float>(rate * sign);
     }
-    set_expert_bias(m, bias);
   }
+  s.upload_bias();
 }
 
 int64_t Step3CudaModel::device_bytes() const {
