@@ -11,6 +11,31 @@
 
 namespace stepwise::cpu {
 
+namespace {
+
+// Elements [begin, end) of one AdamW step. This file is built with -fno-math-errno (kernels/CMakeLists.txt): the
+// sqrt is then a plain sqrtps and the loop vectorises (with errno, GCC keeps a scalar sqrtss and a branch per
+// element); IEEE sqrt either way, so the results are the same.
+void adamw_range(const AdamWParams& p, int64_t begin, int64_t end, float bias1, float bias2) {
+  const float b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps, wd = p.weight_decay;
+  float* __restrict param = p.param;
+  float* __restrict m_state = p.m;
+  float* __restrict v_state = p.v;
+  const float* __restrict grad = p.grad;
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    const float g = grad[i];
+    const float m = b1 * m_state[i] + (1.0f - b1) * g;
+    const float v = b2 * v_state[i] + (1.0f - b2) * g * g;
+    m_state[i] = m;
+    v_state[i] = v;
+    const float update = (m / bias1) / (std::sqrt(v / bias2) + eps) + wd * param[i];
+    param[i] -= lr * update;
+  }
+}
+
+}  // namespace
+
 void adamw_update(const AdamWParams& p) {
   const char* op = "adamw_update";
   require_nonnegative(p.n, op, "n");
@@ -25,17 +50,10 @@ void adamw_update(const AdamWParams& p) {
   const double step = static_cast<double>(p.step);
   const float bias1 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta1), step));  // 1 - b1^step
   const float bias2 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta2), step));  // 1 - b2^step
-  const float b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps, wd = p.weight_decay;
-#pragma omp parallel for simd if (parallel : parallel_worth(p.n)) schedule(static)
-  for (int64_t i = 0; i < p.n; ++i) {
-    const float g = p.grad[i];
-    const float m = b1 * p.m[i] + (1.0f - b1) * g;
-    const float v = b2 * p.v[i] + (1.0f - b2) * g * g;
-    p.m[i] = m;
-    p.v[i] = v;
-    const float update = (m / bias1) / (std::sqrt(v / bias2) + eps) + wd * p.param[i];
-    p.param[i] -= lr * update;
-  }
+  constexpr int64_t kBlock = int64_t(1) << 13;  // elements per task
+  const int64_t blocks = (p.n + kBlock - 1) / kBlock;
+#pragma omp parallel for if (parallel_worth(p.n)) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) adamw_range(p, b * kBlock, std::min(p.n, (b + 1) * kBlock), bias1, bias2);
 }
 
 double sum_squares(const float* x, int64_t n) {

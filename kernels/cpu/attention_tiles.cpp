@@ -1,25 +1,27 @@
-// Masking and row passes of the CPU flash attention (see attention_tiles.h). The float exp is a range-reduced
-// Taylor polynomial written so the compiler vectorises it; target_clones builds AVX-512 / AVX2 / baseline versions
-// and picks one at load time, since the library itself is compiled for the baseline x86-64 ISA.
+// Masking and row passes of the CPU flash attention (see attention_tiles.h). The float exp is cpu/fast_exp.h's
+// vectorisable one; STEPWISE_VECTOR_CLONES builds AVX-512 / AVX2 / baseline versions of the row passes.
 #include "cpu/attention_tiles.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 
-namespace stepwise::cpu {
+#include "cpu/fast_exp.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define STEPWISE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define STEPWISE_VECTOR_CLONES
-#endif
+namespace stepwise::cpu {
 
 bool AttentionTiling::fill_visibility(const TileRange& t, int64_t j0, int64_t nk, const int32_t* seg,
                                       unsigned char* visible) const {
   const int64_t first_pos = q_offset + t.begin;
   if (seg == nullptr && j0 + nk - 1 <= first_pos) return true;
+  if (seg == nullptr) {  // causal only: query begin+i sees the first pos - j0 + 1 keys of the tile (its first row not all)
+    for (int64_t i = 0; i < t.count; ++i) {
+      const int64_t seen = std::clamp<int64_t>(first_pos + i - j0 + 1, 0, nk);
+      std::fill(visible + i * nk, visible + i * nk + seen, static_cast<unsigned char>(1));
+      std::fill(visible + i * nk + seen, visible + (i + 1) * nk, static_cast<unsigned char>(0));
+    }
+    return false;
+  }
   bool all = true;
   const int32_t* seg_row = seg ? seg + t.b * Tk : nullptr;  // (Tk)
   for (int64_t i = 0; i < t.count; ++i) {
@@ -59,24 +61,6 @@ double masked_row_max(const double* s, const unsigned char* visible, int64_t n, 
   return masked_max(s, visible, n, all_visible);
 }
 
-// exp(x) for x <= ~88: x = n ln2 + f with |f| <= ln2/2, exp(f) by its degree-7 Taylor series (truncation < 1e-8),
-// times 2^n built in the exponent bits. Branch-free so that loops over it vectorise.
-static inline float exp_vectorisable(float x) {
-  x = std::max(x, -87.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2) via 1.5 * 2^23
-  const float f = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;  // ln2 split in two parts
-  float poly = 1.0f / 5040.0f;
-  poly = poly * f + 1.0f / 720.0f;
-  poly = poly * f + 1.0f / 120.0f;
-  poly = poly * f + 1.0f / 24.0f;
-  poly = poly * f + 1.0f / 6.0f;
-  poly = poly * f + 0.5f;
-  poly = poly * f + 1.0f;
-  poly = poly * f + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return poly * two_n;
-}
-
 STEPWISE_VECTOR_CLONES
 float exp_shifted_row(float* s, const unsigned char* visible, int64_t n, bool all_visible, float shift) {
   float sum = 0;
@@ -89,8 +73,8 @@ float exp_shifted_row(float* s, const unsigned char* visible, int64_t n, bool al
   } else {
 #pragma omp simd reduction(+ : sum)
     for (int64_t c = 0; c < n; ++c) {
-      const float e = exp_vectorisable(s[c] - shift);
-      s[c] = visible[c] ? e : 0.0f;
+      const float keep = static_cast<float>(visible[c]);  // 0 or 1; e is finite, so e * 0 == 0 (vectorises)
+      s[c] = exp_vectorisable(s[c] - shift) * keep;
       sum += s[c];
     }
   }

@@ -5,6 +5,7 @@ target_sources(stepwise_data PRIVATE
   corpus_facts.cpp
   corpus_pretrain.cpp
   corpus_sft.cpp
+  corpus_exam.cpp
   corpus_preference.cpp
   corpus_eval.cpp
   corpus_generate.cpp

@@ -27,6 +27,7 @@ void shuffle_and_number(std::vector<nlohmann::json>& records, const CorpusOption
 Corpus generate_corpus(const KnowledgeBase& kb, const CorpusOptions& options) {
   const std::pair<const char*, int> counts[] = {{"pretrain_per_condition", options.pretrain_per_condition},
                                                 {"sft_per_condition", options.sft_per_condition},
+                                                {"exam_per_condition", options.exam_per_condition},
                                                 {"preference_per_condition", options.preference_per_condition},
                                                 {"mcq_per_condition", options.mcq_per_condition},
                                                 {"qa_per_condition", options.qa_per_condition}};
@@ -37,10 +38,10 @@ Corpus generate_corpus(const KnowledgeBase& kb, const CorpusOptions& options) {
   if (kb.conditions.empty()) fail("knowledge base has no conditions");
   Corpus corpus;
   corpus.pretrain = generate_pretrain(kb, options);
-  corpus.sft = generate_sft(kb, options);
   const FactOverlap overlap(kb);
+  corpus.eval_mcq = generate_eval_mcq(kb, options, overlap);  // first: the exam dialogues avoid what it asks
+  corpus.sft = generate_sft(kb, options, generate_sft_exam(kb, options, overlap, corpus.eval_mcq));
   corpus.preference = generate_preference(kb, options, overlap);
-  corpus.eval_mcq = generate_eval_mcq(kb, options, overlap);
   corpus.eval_qa = generate_eval_qa(kb, options);
   return corpus;
 }

@@ -11,12 +11,13 @@
 namespace stepwise {
 
 // Counts are per condition (herb and formula records of 中医科 come on top); the defaults meet the corpus targets
-// (>= 3,000 pretraining documents and >= 1.5M Han characters, >= 6,000 SFT, >= 1,000 preference, >= 500 MCQ and
+// (>= 3,000 pretraining documents and >= 1.5M Han characters, >= 6,000 SFT (exam dialogues on top), >= 1,000 preference, >= 500 MCQ and
 // >= 200 open eval questions) with a KB of >= 150 conditions.
 struct CorpusOptions {
   uint64_t seed = 20250101;
   int pretrain_per_condition = 20;
   int sft_per_condition = 42;
+  int exam_per_condition = 12;    // exam-format SFT dialogues (lettered options -> "答案：C。" + explanation)
   int preference_per_condition = 8;
   int mcq_per_condition = 4;
   int qa_per_condition = 2;

@@ -1,5 +1,5 @@
 // Internal interface between the corpus generator's parts: one function per split (corpus_pretrain.cpp,
-// corpus_sft.cpp, corpus_preference.cpp, corpus_eval.cpp). Not for use outside the generator.
+// corpus_sft.cpp + corpus_exam.cpp, corpus_preference.cpp, corpus_eval.cpp). Not for use outside the generator.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,7 +18,12 @@ inline CorpusRng corpus_rng(const CorpusOptions& options, const std::string& spl
 }
 
 std::vector<nlohmann::json> generate_pretrain(const KnowledgeBase& kb, const CorpusOptions& options);
-std::vector<nlohmann::json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& options);
+// `exam` (generate_sft_exam) is mixed into the conversations before the split is shuffled and numbered.
+std::vector<nlohmann::json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& options,
+                                         std::vector<nlohmann::json> exam);
+// Exam-format dialogues (corpus_exam.cpp); never asks a (condition, correct fact) that one of `eval_mcq` asks.
+std::vector<nlohmann::json> generate_sft_exam(const KnowledgeBase& kb, const CorpusOptions& options,
+                                              const FactOverlap& overlap, const std::vector<nlohmann::json>& eval_mcq);
 std::vector<nlohmann::json> generate_preference(const KnowledgeBase& kb, const CorpusOptions& options,
                                                 const FactOverlap& overlap);
 std::vector<nlohmann::json> generate_eval_mcq(const KnowledgeBase& kb, const CorpusOptions& options,

@@ -1,6 +1,9 @@
 // Supervised fine-tuning conversations (sft.jsonl): single-turn questions on one aspect of a condition, 39ask-style
-// patient questions with a doctor's answer, multi-turn consultations, 中医 syndrome / formula / herb questions.
+// patient questions with a doctor's answer, multi-turn consultations, 中医 syndrome / formula / herb questions, and
+// the exam-format dialogues of corpus_exam.cpp.
 #include <nlohmann/json.hpp>
+
+#include <utility>
 
 #include "data/corpus_facts.h"
 #include "data/corpus_parts.h"
@@ -89,8 +92,8 @@ json formula_conversation(const KnowledgeBase& kb, const KbFormula& f, CorpusRng
 
 }  // namespace
 
-std::vector<json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& options) {
-  std::vector<json> out;
+std::vector<json> generate_sft(const KnowledgeBase& kb, const CorpusOptions& options, std::vector<json> exam) {
+  std::vector<json> out = std::move(exam);
   for (const auto& c : kb.conditions) {
     CorpusRng rng = corpus_rng(options, "sft", c.id);
     for (int i = 0; i < options.sft_per_condition; ++i) {

@@ -1,16 +1,21 @@
 // Tests of the held-out eval sets: no eval question appears in any training split, each MCQ's correct option is a
 // fact of the asked condition while its distractors are facts of other conditions and of not the asked one, the
-// correct letters are balanced over A-E, and open answers restate the asked condition's KB facts.
+// correct letters are balanced over A-E, open answers restate the asked condition's KB facts, and the exam-format SFT
+// dialogues are well formed and never ask a (condition, correct fact) that a held-out MCQ asks.
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <sstream>
 
 #include "data/corpus_generate.h"
 #include "test_corpus_util.h"
 
 using namespace stepwise;
+using nlohmann::json;
 using stepwise::test::fixture_kb;
 using stepwise::test::fresh_dir;
+using stepwise::test::condition_named_in;
 using stepwise::test::overlaps;
 
 namespace {
@@ -107,4 +112,63 @@ TEST_F(EvalFixture, OpenAnswersRestateKbFacts) {
       if (f != c.name && answer.find(f) != std::string::npos) ++facts_stated;
     EXPECT_GE(facts_stated, 1) << answer;
   }
+}
+
+namespace {
+
+// An exam-format SFT dialogue taken apart: instruction line, stem, five options, the answer letter of the reply.
+struct ExamDialogue {
+  std::string stem;
+  std::vector<std::string> options;  // A..E
+  char answer = 0;
+};
+
+bool parse_exam(const json& conversations, ExamDialogue& out) {
+  const std::string user = conversations[conversations.size() - 2]["content"];
+  const std::string reply = conversations.back()["content"];
+  const std::string suffix = "答案：";
+  if (user.size() < suffix.size() || user.compare(user.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  std::vector<std::string> lines;
+  std::istringstream in(user);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  if (lines.size() != 8) return false;
+  out.stem = lines[1];
+  for (int i = 0; i < 5; ++i) {
+    const std::string prefix = std::string(1, static_cast<char>('A' + i)) + ". ";
+    if (lines[2 + i].rfind(prefix, 0) != 0) return false;
+    out.options.push_back(lines[2 + i].substr(prefix.size()));
+  }
+  if (reply.rfind(suffix, 0) != 0 || reply.size() <= suffix.size()) return false;
+  out.answer = reply[suffix.size()];
+  return reply.compare(suffix.size() + 1, std::string("。").size(), "。") == 0;
+}
+
+}  // namespace
+
+TEST_F(EvalFixture, ExamDialoguesAreTrainingOnlyItems) {
+  std::set<std::pair<std::string, std::string>> held_out;  // (condition id, correct option)
+  for (const auto& q : jsonl_read(*dir_ / "eval_mcq.jsonl"))
+    held_out.emplace(condition_id_of(q["id"]), q["option"][q["answer"].get<std::string>()].get<std::string>());
+  std::map<char, int> letters;
+  int exams = 0;
+  for (const auto& r : jsonl_read(*dir_ / "sft.jsonl")) {
+    ExamDialogue e;
+    if (!parse_exam(r["conversations"], e)) continue;
+    ++exams;
+    ASSERT_TRUE(e.answer >= 'A' && e.answer <= 'E') << r.dump();
+    ++letters[e.answer];
+    const KbCondition* c = condition_named_in(*kb_, e.stem);
+    ASSERT_NE(c, nullptr) << e.stem;
+    const auto facts = condition_facts(*c);
+    const std::string correct = e.options[static_cast<size_t>(e.answer - 'A')];
+    EXPECT_TRUE(std::find(facts.begin(), facts.end(), correct) != facts.end()) << correct << " / " << c->id;
+    EXPECT_EQ(held_out.count({c->id, correct}), 0u) << "exam dialogue reuses held-out item " << c->id << " / " << correct;
+    for (size_t i = 0; i < e.options.size(); ++i) {
+      if (i == static_cast<size_t>(e.answer - 'A')) continue;
+      EXPECT_FALSE(overlaps(facts, e.options[i])) << "distractor '" << e.options[i] << "' overlaps " << c->id;
+    }
+  }
+  EXPECT_EQ(exams, static_cast<int>(kb_->conditions.size()) * CorpusOptions{}.exam_per_condition);
+  ASSERT_EQ(letters.size(), 5u);
+  for (const auto& [letter, n] : letters) EXPECT_GT(n, exams / 10) << letter;
 }

@@ -147,7 +147,8 @@ TEST_F(CorpusFixture, PretrainCountsSchemaAndLength) {
 
 TEST_F(CorpusFixture, SftCountsSchemaAndTurns) {
   const auto& sft = corpus_->sft;
-  EXPECT_EQ(sft.size(), kb_->conditions.size() * 42 + kb_->herbs.size() + 2 * kb_->formulas.size());
+  EXPECT_EQ(sft.size(), kb_->conditions.size() * (42 + CorpusOptions{}.exam_per_condition) + kb_->herbs.size() +
+                            2 * kb_->formulas.size());
   int multi_turn = 0, with_system = 0, with_disclaimer = 0;
   std::set<std::string> ids;
   for (const auto& r : sft) {

@@ -47,6 +47,8 @@ void register_data_commands(CLI::App& data) {
                        "pretraining documents per condition")->capture_default_str();
   generate->add_option("--sft-per-condition", args->options.sft_per_condition, "SFT conversations per condition")
       ->capture_default_str();
+  generate->add_option("--exam-per-condition", args->options.exam_per_condition,
+                       "exam-format SFT dialogues (lettered options) per condition")->capture_default_str();
   generate->add_option("--preference-per-condition", args->options.preference_per_condition,
                        "preference pairs per condition")->capture_default_str();
   generate->add_option("--mcq-per-condition", args->options.mcq_per_condition,

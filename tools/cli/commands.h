@@ -13,6 +13,7 @@ void register_train_commands(CLI::App& app);         // train, plot             
 void register_convert_command(CLI::App& app);        // convert                          (cmd_convert.cpp)
 void register_bench_commands(CLI::App& app);         // bench train (+ bench decode)     (cmd_bench.cpp)
 void register_bench_decode_command(CLI::App& bench); // bench decode                     (cmd_bench_decode.cpp)
+void register_bench_kernels_command(CLI::App& bench);// bench kernels (CUDA builds)      (cmd_bench_kernels.cpp)
 void register_eval_command(CLI::App& app);           // eval, eval compare               (cmd_eval.cpp)
 void register_serve_command(CLI::App& app);          // serve                            (cmd_serve.cpp)
 void register_run_command(CLI::App& app);            // run PIPELINE                     (cmd_run.cpp)

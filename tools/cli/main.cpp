@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   stepwise::cli::register_train_commands(app);
   stepwise::cli::register_convert_command(app);
   stepwise::cli::register_bench_commands(app);
+  stepwise::cli::register_bench_kernels_command(*app.get_subcommand("bench"));
   stepwise::cli::register_eval_command(app);
   stepwise::cli::register_serve_command(app);
   stepwise::cli::register_run_command(app);
