@@ -25,6 +25,10 @@ class AdamW {
   // One update with learning rate lr; increments the step counter first (bias correction uses it).
   void step(ParamTable<float>& params, double lr);
   int64_t steps() const { return step_; }
+  // The moment arenas (ParamTable layout) and the step counter, for a device optimizer mirroring its state here.
+  float* exp_avg() { return m_.data(); }
+  float* exp_avg_sq() { return v_.data(); }
+  void set_steps(int64_t steps) { step_ = steps; }
 
   std::vector<TensorToWrite> state_tensors(const ParamTable<float>& params) const;
   void load_state(const SafetensorsFile& file, const ParamTable<float>& params, int64_t steps);

@@ -39,7 +39,7 @@ class BatchStream {
 };
 
 // Mean loss over the held-out slice (at most `max_batches` batches); -1 when the slice is empty.
-double eval_loss(Step3Model<float>& model, const std::string& stage, std::shared_ptr<const TokenShard> shard,
+double eval_loss(TrainBackend& model, const std::string& stage, std::shared_ptr<const TokenShard> shard,
                  const Tokenizer& tok, LoaderOptions opt, int64_t max_batches) {
   if (opt.range.size() <= 0) return -1;
   opt.shuffle = false;
@@ -49,8 +49,8 @@ double eval_loss(Step3Model<float>& model, const std::string& stage, std::shared
   double loss_sum = 0;
   int64_t tokens = 0;
   for (int64_t i = 0; i < max_batches && stream.next(batch); ++i) {
-    const double mean = model.forward(train_view(batch));
-    loss_sum += mean * model.num_target_tokens();
+    model.forward(train_view(batch));
+    loss_sum += model.loss() * model.num_target_tokens();
     tokens += model.num_target_tokens();
   }
   return tokens > 0 ? loss_sum / tokens : -1;
@@ -70,7 +70,7 @@ std::string load_summary(const std::vector<std::vector<double>>& load) {
 // The token-level loop (pretrain, sft).
 TrainSummary run_token_training(const RecipeConfig& r) {
   TrainingRun run(r, model_options_for(r, false));
-  Step3Model<float>& model = run.model;
+  TrainBackend& model = *run.backend;
   const Tokenizer& tok = run.tok;
 
   StageData data = run.open_data(r.stage == "sft" ? ShardKind::sft : ShardKind::pretrain);
@@ -102,26 +102,22 @@ TrainSummary run_token_training(const RecipeConfig& r) {
   bool first = true;
   while (run.step < r.train.max_steps) {
     const auto t0 = std::chrono::steady_clock::now();
-    model.params().zero_grad();
+    model.zero_grad();
     double loss_sum = 0, aux_sum = 0;
     int64_t targets = 0, tokens = 0;
-    std::vector<std::vector<double>> load;
     for (int64_t micro = 0; micro < r.train.grad_accum; ++micro) {
       if (!stream.next(batch)) fail(r.data.train.string(), ": no training samples");
-      const double mean = model.forward(train_view(batch));
+      model.forward(train_view(batch));
       const int64_t n = model.num_target_tokens();
       // Each micro-batch's tokens weigh 1 / (targets of all micro-batches): gradients of the mean over the step.
-      std::vector<float> dloss(static_cast<size_t>(batch.B * batch.T), 0.0f);
-      const double per_token = 1.0 / (static_cast<double>(n) * r.train.grad_accum);
-      for (size_t i = 0; i < dloss.size(); ++i) dloss[i] = batch.targets[i] != kIgnoreTarget ? float(per_token) : 0.f;
-      model.backward(dloss.data(), 1.0 / r.train.grad_accum);
-      loss_sum += mean / r.train.grad_accum;
+      model.backward(1.0 / (static_cast<double>(n) * r.train.grad_accum), 1.0 / r.train.grad_accum);
+      loss_sum += model.loss() / r.train.grad_accum;   // read after backward is queued (a device runs on)
       aux_sum += model.aux_loss() / r.train.grad_accum;
       targets += n;
       tokens += batch.B * batch.T;
-      load = model.expert_load();
     }
-    const double norm = AdamW::grad_norm(model.params());
+    const std::vector<std::vector<double>> load = model.expert_load();   // of the last micro-batch
+    const double norm = model.grad_norm();
     const double lr = run.finish_step(loss_sum, norm);
     const int64_t step = run.step;
     tokens_seen += static_cast<double>(tokens);

@@ -18,13 +18,25 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
-const RecipeConfig& checked_for_cpu(const RecipeConfig& r) {
-  if (r.train.device != "cpu")
-    fail(r.file.string(), ": train.device '", r.train.device, "': this build trains on the CPU only");
+const RecipeConfig& checked_device(const RecipeConfig& r) {
+  if (r.train.device == "cuda") {
+#ifdef STEPWISE_HAS_CUDA
+    if (r.stage != "pretrain" && r.stage != "sft")
+      fail(r.file.string(), ": train.device 'cuda': stage '", r.stage,
+           "' trains on the CPU only for now (train.device: cpu); pretrain and sft train on CUDA");
+    return r;
+#else
+    fail(r.file.string(), ": train.device 'cuda': this build has no CUDA backend (configure with -DSTEPWISE_CUDA=ON)");
+#endif
+  }
+  if (r.train.device != "cpu") fail(r.file.string(), ": train.device '", r.train.device, "': expected cpu or cuda");
   if (r.train.dtype != "fp32")
-    fail(r.file.string(), ": train.dtype '", r.train.dtype, "': the CPU backend trains in fp32");
+    fail(r.file.string(), ": train.dtype '", r.train.dtype,
+         "': the CPU backend trains in fp32 (bf16 needs train.device: cuda)");
   return r;
 }
+
+bool on_cuda(const RecipeConfig& r) { return r.train.device == "cuda"; }
 
 Step3Config model_config_for(const RecipeConfig& r, const Tokenizer& tok) {
   Step3Config cfg = Step3Config::load(r.model);
@@ -92,11 +104,11 @@ void load_init_from(const RecipeConfig& r, const Tokenizer& tok, Step3Model<floa
 }
 
 TrainingRun::TrainingRun(const RecipeConfig& r, ModelOptions model_options)
-    : recipe(checked_for_cpu(r)),
+    : recipe(checked_device(r)),
       tok(Tokenizer::load(r.data.tokenizer)),
       cfg(model_config_for(r, tok)),
       mopt(model_options),
-      model(cfg, mopt),
+      model(cfg, mopt, !on_cuda(r)),   // on cuda the gradients live on the device
       opt(model.params(), {r.train.beta1, r.train.beta2, r.train.eps, r.train.weight_decay}),
       schedule{r.train.schedule, r.train.lr, r.train.min_lr, r.train.warmup_steps, r.train.max_steps} {
   model.params().init(r.train.seed);
@@ -122,6 +134,10 @@ TrainingRun::TrainingRun(const RecipeConfig& r, ModelOptions model_options)
   std::ostringstream text;
   text << r.resolved << "\n";
   recipe_text_ = text.str();
+#ifdef STEPWISE_HAS_CUDA
+  if (on_cuda(r)) backend = make_cuda_backend(*this);
+#endif
+  if (!backend) backend = make_cpu_backend(*this);
 }
 
 std::unique_ptr<MetricsLog> TrainingRun::open_metrics() const {
@@ -134,9 +150,7 @@ double TrainingRun::finish_step(double loss, double grad_norm) {
   const double lr = schedule.at(step);
   if (std::isfinite(loss) && std::isfinite(grad_norm)) {
     bad_in_a_row_ = 0;
-    AdamW::clip(model.params(), grad_norm, recipe.train.grad_clip);
-    opt.step(model.params(), lr);
-    if (mopt.expert_bias) model.update_expert_bias(recipe.moe.bias_update_rate);
+    backend->update(lr, grad_norm);
     return lr;
   }
   ++skipped_steps;
@@ -150,6 +164,7 @@ double TrainingRun::finish_step(double loss, double grad_norm) {
 }
 
 fs::path TrainingRun::save(const nlohmann::json& extra_state) {
+  backend->sync_to_host();
   CheckpointContents c;
   c.config = nlohmann::json::parse(cfg.to_json());
   c.generation_config = {{"eos_token_id", tok.eot()}, {"pad_token_id", tok.pad()}, {"max_new_tokens", 256}};

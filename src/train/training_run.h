@@ -17,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/recipe.h"
 #include "train/schedule.h"
+#include "train/train_backend.h"
 #include "train/trainer.h"
 
 namespace stepwise {
@@ -56,7 +57,7 @@ class TrainingRun {
  public:
   // Checks device/dtype, loads the tokenizer and model config (vocab from the tokenizer), builds and initialises the
   // model, resolves `resume` and, on a resumed run, restores model, optimizer and counters; otherwise loads init_from
-  // when set. Everything that can fail on bad input throws here, before training.
+  // when set; then starts the backend (train.device). Everything that can fail on bad input throws here.
   TrainingRun(const RecipeConfig& recipe, ModelOptions model_options);
 
   const RecipeConfig& recipe;
@@ -70,6 +71,8 @@ class TrainingRun {
   nlohmann::json resumed_state;    // trainer_state.json resumed from (null on a fresh run): loader state, extras
   int64_t step = 0;                // completed optimizer steps
   int64_t skipped_steps = 0;       // non-finite steps skipped so far (whole run)
+  // Model + optimizer on train.device; on cuda, `model` and `opt` are the host copies checkpoints are written from.
+  std::unique_ptr<TrainBackend> backend;
 
   bool resumed() const { return !resume_from.empty(); }
   // Builds (or reuses) the shard of data.train for `kind` and splits off the held-out slice.
@@ -79,7 +82,8 @@ class TrainingRun {
   std::unique_ptr<MetricsLog> open_metrics() const;
 
   // Ends one optimizer step whose gradients are accumulated: ++step; when loss and grad_norm are finite, clips and
-  // applies AdamW at the scheduled lr (and the loss-free expert-bias update); otherwise skips the update, and throws
+  // applies AdamW at the scheduled lr (and the loss-free expert-bias update) through the backend; otherwise skips
+  // the update, and throws
   // after train.max_bad_steps in a row. Returns the step's lr.
   double finish_step(double loss, double grad_norm);
 

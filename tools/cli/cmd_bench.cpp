@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "cli/cmd_bench_train_cuda.h"
 #include "cli/commands.h"
 #include "core/blas.h"
 #include "core/error.h"
@@ -160,7 +161,15 @@ void register_bench_commands(CLI::App& app) {
   train->add_option("--seqs", *seqs, "comma-separated sequence lengths")->capture_default_str();
   train->add_option("--batch", *batch, "sequences per step")->capture_default_str();
   train->add_option("--steps", *steps, "timed steps per length (median reported)")->capture_default_str();
-  train->callback([=] { bench_train(*model, *seqs, *batch, *steps); });
+  auto device = std::make_shared<std::string>("cpu");
+  auto dtype = std::make_shared<std::string>();
+  train->add_option("--device", *device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  train->add_option("--dtype", *dtype, "bf16 (cuda only; its default) or fp32")->check(CLI::IsMember({"fp32", "bf16"}));
+  train->callback([=] {
+    if (*device == "cuda") return bench_train_cuda(*model, *seqs, *batch, *steps, dtype->empty() ? "bf16" : *dtype);
+    if (*dtype == "bf16") fail("bench train: --dtype bf16 needs --device cuda (the CPU trains in fp32)");
+    bench_train(*model, *seqs, *batch, *steps);
+  });
   register_bench_decode_command(*bench);
 }
 
