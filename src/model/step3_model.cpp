@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops.h"
+#include "model/layer_binding.h"
 #include "model/step3_model_impl.h"
 
 namespace stepwise {
@@ -21,40 +22,8 @@ Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool w
     return TensorRef<T>{params.value(s), params.grad(s)};
   };
   moe_layers = cfg.moe_layers();
-  const std::vector<bool> moe = cfg.moe_layer_mask();
-  embed = ref("model.embed_tokens.weight");
-  final_norm = ref("model.norm.weight");
-  lm_head = ref("lm_head.weight");
+  bind_decoder_weights(cfg, ref, embed, final_norm, lm_head, layers);
   if (o.score_head) score = ref(kScoreHeadName);
-  layers.resize(static_cast<size_t>(cfg.num_hidden_layers));
-  int64_t moe_count = 0;
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
-    LayerWeights<T>& lw = layers[static_cast<size_t>(l)];
-    const std::string p = cat("model.layers.", l, ".");
-    lw.input_norm = ref(p + "input_layernorm.weight");
-    lw.q_proj = ref(p + "self_attn.q_proj.weight");
-    lw.k_proj = ref(p + "self_attn.k_proj.weight");
-    lw.v_proj = ref(p + "self_attn.v_proj.weight");
-    lw.inter_norm = ref(p + "self_attn.inter_norm.weight");
-    lw.wq = ref(p + "self_attn.wq.weight");
-    lw.o_proj = ref(p + "self_attn.o_proj.weight");
-    lw.post_norm = ref(p + "post_attention_layernorm.weight");
-    lw.moe = moe[static_cast<size_t>(l)];
-    if (!lw.moe) {
-      lw.mlp_gate = ref(p + "mlp.gate_proj.weight");
-      lw.mlp_up = ref(p + "mlp.up_proj.weight");
-      lw.mlp_down = ref(p + "mlp.down_proj.weight");
-    } else {
-      lw.moe_index = moe_count++;
-      lw.router = ref(p + "moe.gate.weight");
-      lw.moe_gate = ref(p + "moe.gate_proj.weight");
-      lw.moe_up = ref(p + "moe.up_proj.weight");
-      lw.moe_down = ref(p + "moe.down_proj.weight");
-      lw.share_gate = ref(p + "share_expert.gate_proj.weight");
-      lw.share_up = ref(p + "share_expert.up_proj.weight");
-      lw.share_down = ref(p + "share_expert.down_proj.weight");
-    }
-  }
   const size_t E = static_cast<size_t>(cfg.moe_num_experts);
   expert_bias.assign(moe_layers.size(), std::vector<float>(E, 0.0f));
   expert_load.assign(moe_layers.size(), std::vector<double>(E, 0.0));

@@ -175,4 +175,12 @@ TEST(Trainer, BadRecipesFailBeforeTraining) {
   EXPECT_NE(r.output.find("/nonexistent/tok"), std::string::npos) << r.output;
   r = run_train({"train.max_step=3"});
   EXPECT_NE(r.output.find("did you mean"), std::string::npos) << r.output;
+  r = run_train({"output.dir=" + (fixture().dir / "bad").string(), "train.dtype=bf16"});
+  EXPECT_EQ(WEXITSTATUS(r.status), 2);
+  EXPECT_NE(r.output.find("bf16 needs train.device: cuda"), std::string::npos) << r.output;
+#ifndef STEPWISE_HAS_CUDA
+  r = run_train({"output.dir=" + (fixture().dir / "bad").string(), "train.device=cuda"});
+  EXPECT_EQ(WEXITSTATUS(r.status), 2);
+  EXPECT_NE(r.output.find("this build has no CUDA backend"), std::string::npos) << r.output;
+#endif
 }

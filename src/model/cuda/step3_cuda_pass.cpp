@@ -6,10 +6,12 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 
 #include "core/error.h"
 #include "cuda/ops_cuda.h"
 #include "model/cuda/cuda_model_state.h"
+#include "model/layer_binding.h"
 #include "model/step3_model_impl.h"   // Carver
 
 namespace stepwise {
@@ -124,6 +126,26 @@ SwigluParams<T> swiglu(T* out, const T* gate, const T* up, int64_t N, int64_t F)
   return p;
 }
 
+// RoPE on q (N, H, D) and the shared k (N, 1, D) at positions pos: forward rotates in place; backward rotates the
+// gradients dq, dk back in place.
+template <class T>
+void rope_qk(T* q, T* k, const int32_t* pos, int64_t N, int64_t H, int64_t D, double theta, bool backward,
+             cudaStream_t stream) {
+  RopeParams<T> p;
+  p.pos = pos;
+  p.N = N;
+  p.D = D;
+  p.theta = theta;
+  for (auto [x, heads] : {std::pair<T*, int64_t>{q, H}, std::pair<T*, int64_t>{k, 1}}) {
+    p.x = x;
+    p.H = heads;
+    if (backward)
+      cuda::rope_backward(p, stream);
+    else
+      cuda::rope_forward(p, stream);
+  }
+}
+
 // Backward of linear(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp (fp32).
 template <class T>
 void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t I,
@@ -225,39 +247,7 @@ CudaPassT<T>::CudaPassT(Step3CudaState& s) : cfg_(s.cfg) {
     if (it == by_name.end()) fail("Step3CudaModel: no parameter named ", name);
     return CudaWeight<T>{wbase + it->second->offset, s.grad.data() + it->second->offset};
   };
-  embed_ = ref("model.embed_tokens.weight");
-  final_norm_ = ref("model.norm.weight");
-  lm_head_ = ref("lm_head.weight");
-  const std::vector<bool> moe = cfg_.moe_layer_mask();
-  layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
-  int64_t moe_count = 0;
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-    CudaLayerWeights<T>& lw = layers_[static_cast<size_t>(l)];
-    const std::string p = cat("model.layers.", l, ".");
-    lw.input_norm = ref(p + "input_layernorm.weight");
-    lw.q_proj = ref(p + "self_attn.q_proj.weight");
-    lw.k_proj = ref(p + "self_attn.k_proj.weight");
-    lw.v_proj = ref(p + "self_attn.v_proj.weight");
-    lw.inter_norm = ref(p + "self_attn.inter_norm.weight");
-    lw.wq = ref(p + "self_attn.wq.weight");
-    lw.o_proj = ref(p + "self_attn.o_proj.weight");
-    lw.post_norm = ref(p + "post_attention_layernorm.weight");
-    lw.moe = moe[static_cast<size_t>(l)];
-    if (!lw.moe) {
-      lw.mlp_gate = ref(p + "mlp.gate_proj.weight");
-      lw.mlp_up = ref(p + "mlp.up_proj.weight");
-      lw.mlp_down = ref(p + "mlp.down_proj.weight");
-    } else {
-      lw.moe_index = moe_count++;
-      lw.router = ref(p + "moe.gate.weight");
-      lw.moe_gate = ref(p + "moe.gate_proj.weight");
-      lw.moe_up = ref(p + "moe.up_proj.weight");
-      lw.moe_down = ref(p + "moe.down_proj.weight");
-      lw.share_gate = ref(p + "share_expert.gate_proj.weight");
-      lw.share_up = ref(p + "share_expert.up_proj.weight");
-      lw.share_down = ref(p + "share_expert.down_proj.weight");
-    }
-  }
+  bind_decoder_weights(cfg_, ref, embed_, final_norm_, lm_head_, layers_);
 }
 
 template <class T>
@@ -408,18 +398,7 @@ void CudaPassT<T>::attention_inputs(const Step3CudaState& s, const CudaLayerWeig
   cuda::linear_forward(linear(a.q, a.cq, lw.wq, N, Q, H * D), st);
   cuda::linear_forward(linear(a.k, a.h1, lw.k_proj, N, C, D), st);
   cuda::linear_forward(linear(a.v, a.h1, lw.v_proj, N, C, D), st);
-  RopeParams<T> rq;
-  rq.x = a.q;
-  rq.pos = s.pos();
-  rq.N = N;
-  rq.H = H;
-  rq.D = D;
-  rq.theta = cfg_.rope_theta;
-  cuda::rope_forward(rq, st);
-  RopeParams<T> rk = rq;
-  rk.x = a.k;
-  rk.H = 1;
-  cuda::rope_forward(rk, st);
+  rope_qk(a.q, a.k, s.pos(), N, H, D, cfg_.rope_theta, false, st);
 }
 
 template <class T>
@@ -671,18 +650,7 @@ void CudaPassT<T>::attention_backward(const Step3CudaState& s, const CudaLayerWe
   ap.H = H;
   ap.D = D;
   cuda::attention_backward(ap, st);
-  RopeParams<T> rq;
-  rq.x = gs.dq;
-  rq.pos = s.pos();
-  rq.N = N;
-  rq.H = H;
-  rq.D = D;
-  rq.theta = cfg_.rope_theta;
-  cuda::rope_backward(rq, st);
-  RopeParams<T> rk = rq;
-  rk.x = gs.dk;
-  rk.H = 1;
-  cuda::rope_backward(rk, st);
+  rope_qk(gs.dq, gs.dk, s.pos(), N, H, D, cfg_.rope_theta, true, st);
   linear_back(gs.dcq, false, gs.dq, a.cq, lw.wq, N, Q, H * D, st);
   rmsnorm_back(gs.dcq_raw, false, gs.dcq, a.cq_raw, a.rstd_q, lw.inter_norm, N, Q, cfg_.rms_norm_eps, st);
   linear_back(gs.dh, false, gs.dcq_raw, a.h1, lw.q_proj, N, C, Q, st);
