@@ -207,6 +207,8 @@ class CudaPassT final : public CudaPass {
   void carve_grads(const Step3CudaState& s);
   void attention_inputs(const Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a, const T* x_in);
   void attention_core(const Step3CudaState& s, CudaLayerActs<T>& a);
+  // The forward fields of the layer's causal (segment-masked) attention over the batch; backward adds the gradients.
+  AttentionParams<T, float> attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const;
   void attention_output_and_ffn(Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a,
                                 const T* x_in, T* x_out);
   void ffn_backward(Step3CudaState& s, const CudaLayerWeights<T>& lw, const CudaLayerActs<T>& a, double aux_weight);
@@ -402,7 +404,7 @@ void CudaPassT<T>::attention_inputs(const Step3CudaState& s, const CudaLayerWeig
 }
 
 template <class T>
-void CudaPassT<T>::attention_core(const Step3CudaState& s, CudaLayerActs<T>& a) {
+AttentionParams<T, float> CudaPassT<T>::attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const {
   AttentionParams<T, float> ap;
   ap.out = a.att;
   ap.lse = a.lse;
@@ -415,7 +417,12 @@ void CudaPassT<T>::attention_core(const Step3CudaState& s, CudaLayerActs<T>& a) 
   ap.Tk = s.T_len;
   ap.H = cfg_.num_attention_heads;
   ap.D = cfg_.head_dim;
-  cuda::attention_forward(ap, s.stream);
+  return ap;
+}
+
+template <class T>
+void CudaPassT<T>::attention_core(const Step3CudaState& s, CudaLayerActs<T>& a) {
+  cuda::attention_forward(attention_params(s, a), s.stream);
 }
 
 // o_proj, residual + post_attention_layernorm (fused), FFN, residual: x_out = x_mid + ffn(h2).
@@ -633,22 +640,11 @@ void CudaPassT<T>::attention_backward(const Step3CudaState& s, const CudaLayerWe
   CudaGradScratch<T>& gs = gs_;
   cudaStream_t st = s.stream;
   linear_back(gs.datt, false, gs.dx, a.att, lw.o_proj, N, H * D, C, st);
-  AttentionParams<T, float> ap;
-  ap.out = a.att;
-  ap.lse = a.lse;
-  ap.q = a.q;
-  ap.k = a.k;
-  ap.v = a.v;
-  ap.seg = s.seg();
+  AttentionParams<T, float> ap = attention_params(s, a);
   ap.dq = gs.dq;
   ap.dk = gs.dk;
   ap.dv = gs.dv;
   ap.dout = gs.datt;
-  ap.B = s.B;
-  ap.Tq = s.T_len;
-  ap.Tk = s.T_len;
-  ap.H = H;
-  ap.D = D;
   cuda::attention_backward(ap, st);
   rope_qk(gs.dq, gs.dk, s.pos(), N, H, D, cfg_.rope_theta, true, st);
   linear_back(gs.dcq, false, gs.dq, a.cq, lw.wq, N, Q, H * D, st);
