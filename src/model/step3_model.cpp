@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ops.h"
 #include "model/layer_binding.h"
+#include "model/op_params.h"
 #include "model/step3_model_impl.h"
 
 namespace stepwise {
@@ -85,42 +86,16 @@ void Step3ModelState<T>::check_tokens(const int32_t* ids, int64_t n, const char*
 // ---------------------------------------------------------------- layer pieces
 
 template <class T>
-static LinearParams<T> linear(T* out, const T* inp, const TensorRef<T>& w, int64_t N, int64_t I, int64_t O) {
-  LinearParams<T> p;
-  p.out = out;
-  p.inp = inp;
-  p.weight = w.w;
-  p.N = N;
-  p.I = I;
-  p.O = O;
-  return p;
-}
-
-template <class T>
-static RmsNormParams<T> rmsnorm(T* out, T* rstd, const T* inp, const TensorRef<T>& w, int64_t N, int64_t C,
-                                double eps) {
-  RmsNormParams<T> p;
-  p.out = out;
-  p.rstd = rstd;
-  p.inp = inp;
-  p.weight = w.w;
-  p.N = N;
-  p.C = C;
-  p.eps = static_cast<T>(eps);
-  return p;
-}
-
-template <class T>
 void Step3ModelState<T>::attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
                                           const int32_t* pos_ids, int64_t N) {
   const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
   const double eps = cfg.rms_norm_eps;
-  cpu::rmsnorm_forward(rmsnorm(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps));
-  cpu::linear_forward(linear(a.cq_raw, a.h1, lw.q_proj, N, C, Q));
-  cpu::rmsnorm_forward(rmsnorm(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps));
-  cpu::linear_forward(linear(a.q, a.cq, lw.wq, N, Q, H * D));
-  cpu::linear_forward(linear(a.k, a.h1, lw.k_proj, N, C, D));
-  cpu::linear_forward(linear(a.v, a.h1, lw.v_proj, N, C, D));
+  cpu::rmsnorm_forward(rmsnorm_params(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps));
+  cpu::linear_forward(linear_params(a.cq_raw, a.h1, lw.q_proj, N, C, Q));
+  cpu::rmsnorm_forward(rmsnorm_params(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps));
+  cpu::linear_forward(linear_params(a.q, a.cq, lw.wq, N, Q, H * D));
+  cpu::linear_forward(linear_params(a.k, a.h1, lw.k_proj, N, C, D));
+  cpu::linear_forward(linear_params(a.v, a.h1, lw.v_proj, N, C, D));
   RopeParams<T> rq;
   rq.x = a.q;
   rq.pos = pos_ids;
@@ -139,16 +114,16 @@ template <class T>
 void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
                                                   T* x_out, T* tmp_buf, int64_t N, bool record_load) {
   const int64_t C = cfg.hidden_size, HD = cfg.num_attention_heads * cfg.head_dim;
-  cpu::linear_forward(linear(tmp_buf, a.att, lw.o_proj, N, HD, C));
+  cpu::linear_forward(linear_params(tmp_buf, a.att, lw.o_proj, N, HD, C));
   std::memcpy(a.x_mid, x_in, sizeof(T) * static_cast<size_t>(N * C));
   cpu::add_inplace(a.x_mid, tmp_buf, N * C);
-  cpu::rmsnorm_forward(rmsnorm(a.h2, a.rstd2, a.x_mid, lw.post_norm, N, C, cfg.rms_norm_eps));
+  cpu::rmsnorm_forward(rmsnorm_params(a.h2, a.rstd2, a.x_mid, lw.post_norm, N, C, cfg.rms_norm_eps));
   std::memcpy(x_out, a.x_mid, sizeof(T) * static_cast<size_t>(N * C));
 
   if (!lw.moe) {
     const int64_t F = cfg.intermediate_size;
-    cpu::linear_forward(linear(a.gate, a.h2, lw.mlp_gate, N, C, F));
-    cpu::linear_forward(linear(a.up, a.h2, lw.mlp_up, N, C, F));
+    cpu::linear_forward(linear_params(a.gate, a.h2, lw.mlp_gate, N, C, F));
+    cpu::linear_forward(linear_params(a.up, a.h2, lw.mlp_up, N, C, F));
     SwigluParams<T> sw;
     sw.out = a.act;
     sw.gate = a.gate;
@@ -156,7 +131,7 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
     sw.N = N;
     sw.F = F;
     cpu::swiglu_forward(sw);
-    cpu::linear_forward(linear(tmp_buf, a.act, lw.mlp_down, N, F, C));
+    cpu::linear_forward(linear_params(tmp_buf, a.act, lw.mlp_down, N, F, C));
     cpu::add_inplace(x_out, tmp_buf, N * C);
     return;
   }
@@ -164,7 +139,7 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
   const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
   const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
   // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
-  cpu::linear_forward(linear(a.logits, a.h2, lw.router, N, C, E));
+  cpu::linear_forward(linear_params(a.logits, a.h2, lw.router, N, C, E));
   RouterParams<T> rp;
   rp.probs = a.probs;
   rp.idx = a.idx;
@@ -233,15 +208,15 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
   cp.accumulate_y = true;
   cpu::combine_forward(cp);
   // shared expert
-  cpu::linear_forward(linear(a.s_gate, a.h2, lw.share_gate, N, C, Fs));
-  cpu::linear_forward(linear(a.s_up, a.h2, lw.share_up, N, C, Fs));
+  cpu::linear_forward(linear_params(a.s_gate, a.h2, lw.share_gate, N, C, Fs));
+  cpu::linear_forward(linear_params(a.s_up, a.h2, lw.share_up, N, C, Fs));
   sw.out = a.s_act;
   sw.gate = a.s_gate;
   sw.up = a.s_up;
   sw.N = N;
   sw.F = Fs;
   cpu::swiglu_forward(sw);
-  cpu::linear_forward(linear(tmp_buf, a.s_act, lw.share_down, N, Fs, C));
+  cpu::linear_forward(linear_params(tmp_buf, a.s_act, lw.share_down, N, Fs, C));
   cpu::add_inplace(x_out, tmp_buf, N * C);
 }
 
@@ -522,7 +497,7 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
     s.attention_output_and_ffn(lw, a, s.resid[static_cast<size_t>(l)], s.resid[static_cast<size_t>(l + 1)], s.tmp,
                                N, true);
   }
-  cpu::rmsnorm_forward(rmsnorm(s.hf, s.rstd_f, s.resid[static_cast<size_t>(L)], s.final_norm, N, C,
+  cpu::rmsnorm_forward(rmsnorm_params(s.hf, s.rstd_f, s.resid[static_cast<size_t>(L)], s.final_norm, N, C,
                                s.cfg.rms_norm_eps));
   LmHeadLossParams<T> lp;
   lp.loss = s.loss;

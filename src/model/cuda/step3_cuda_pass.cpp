@@ -12,6 +12,7 @@
 #include "cuda/ops_cuda.h"
 #include "model/cuda/cuda_model_state.h"
 #include "model/layer_binding.h"
+#include "model/op_params.h"
 #include "model/step3_model_impl.h"   // Carver
 
 namespace stepwise {
@@ -90,32 +91,6 @@ struct CudaGradScratch {
 };
 
 template <class T>
-LinearParams<T, float> linear(T* out, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t I, int64_t O) {
-  LinearParams<T, float> p;
-  p.out = out;
-  p.inp = inp;
-  p.weight = w.w;
-  p.N = N;
-  p.I = I;
-  p.O = O;
-  return p;
-}
-
-template <class T>
-RmsNormParams<T, float> rmsnorm(T* out, float* rstd, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t C,
-                                double eps) {
-  RmsNormParams<T, float> p;
-  p.out = out;
-  p.rstd = rstd;
-  p.inp = inp;
-  p.weight = w.w;
-  p.N = N;
-  p.C = C;
-  p.eps = static_cast<float>(eps);
-  return p;
-}
-
-template <class T>
 SwigluParams<T> swiglu(T* out, const T* gate, const T* up, int64_t N, int64_t F) {
   SwigluParams<T> p;
   p.out = out;
@@ -146,7 +121,7 @@ void rope_qk(T* q, T* k, const int32_t* pos, int64_t N, int64_t H, int64_t D, do
   }
 }
 
-// Backward of linear(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp (fp32).
+// Backward of linear_params(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp (fp32).
 template <class T>
 void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t I,
                  int64_t O, cudaStream_t stream) {
@@ -394,12 +369,12 @@ void CudaPassT<T>::attention_inputs(const Step3CudaState& s, const CudaLayerWeig
   const int64_t D = cfg_.head_dim;
   const double eps = cfg_.rms_norm_eps;
   cudaStream_t st = s.stream;
-  cuda::rmsnorm_forward(rmsnorm(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps), st);
-  cuda::linear_forward(linear(a.cq_raw, a.h1, lw.q_proj, N, C, Q), st);
-  cuda::rmsnorm_forward(rmsnorm(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps), st);
-  cuda::linear_forward(linear(a.q, a.cq, lw.wq, N, Q, H * D), st);
-  cuda::linear_forward(linear(a.k, a.h1, lw.k_proj, N, C, D), st);
-  cuda::linear_forward(linear(a.v, a.h1, lw.v_proj, N, C, D), st);
+  cuda::rmsnorm_forward(rmsnorm_params(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps), st);
+  cuda::linear_forward(linear_params(a.cq_raw, a.h1, lw.q_proj, N, C, Q), st);
+  cuda::rmsnorm_forward(rmsnorm_params(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps), st);
+  cuda::linear_forward(linear_params(a.q, a.cq, lw.wq, N, Q, H * D), st);
+  cuda::linear_forward(linear_params(a.k, a.h1, lw.k_proj, N, C, D), st);
+  cuda::linear_forward(linear_params(a.v, a.h1, lw.v_proj, N, C, D), st);
   rope_qk(a.q, a.k, s.pos(), N, H, D, cfg_.rope_theta, false, st);
 }
 
@@ -432,20 +407,20 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   const int64_t N = s.N, C = cfg_.hidden_size, HD = cfg_.num_attention_heads * cfg_.head_dim;
   const size_t row_bytes = sizeof(T) * static_cast<size_t>(N * C);
   cudaStream_t st = s.stream;
-  cuda::linear_forward(linear(tmp_, a.att, lw.o_proj, N, HD, C), st);
+  cuda::linear_forward(linear_params(tmp_, a.att, lw.o_proj, N, HD, C), st);
   STEPWISE_CUDA_CHECK(cudaMemcpyAsync(a.x_mid, x_in, row_bytes, cudaMemcpyDeviceToDevice, st));
   cuda::add_rmsnorm_forward(a.x_mid, static_cast<const T*>(tmp_),
-                            rmsnorm(a.h2, a.rstd2, static_cast<const T*>(nullptr), lw.post_norm, N, C,
+                            rmsnorm_params(a.h2, a.rstd2, static_cast<const T*>(nullptr), lw.post_norm, N, C,
                                     cfg_.rms_norm_eps),
                             st);
   STEPWISE_CUDA_CHECK(cudaMemcpyAsync(x_out, a.x_mid, row_bytes, cudaMemcpyDeviceToDevice, st));
 
   if (!lw.moe) {
     const int64_t F = cfg_.intermediate_size;
-    cuda::linear_forward(linear(a.gate, a.h2, lw.mlp_gate, N, C, F), st);
-    cuda::linear_forward(linear(a.up, a.h2, lw.mlp_up, N, C, F), st);
+    cuda::linear_forward(linear_params(a.gate, a.h2, lw.mlp_gate, N, C, F), st);
+    cuda::linear_forward(linear_params(a.up, a.h2, lw.mlp_up, N, C, F), st);
     cuda::swiglu_forward(swiglu(a.act, a.gate, a.up, N, F), st);
-    cuda::linear_forward(linear(tmp_, a.act, lw.mlp_down, N, F, C), st);
+    cuda::linear_forward(linear_params(tmp_, a.act, lw.mlp_down, N, F, C), st);
     cuda::add_inplace(x_out, static_cast<const T*>(tmp_), N * C, st);
     return;
   }
@@ -453,7 +428,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k, R = N * K;
   const int64_t Fm = cfg_.moe_intermediate_size, Fs = cfg_.share_expert_dim;
   // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
-  cuda::linear_forward(linear(a.logits, a.h2, lw.router, N, C, E), st);
+  cuda::linear_forward(linear_params(a.logits, a.h2, lw.router, N, C, E), st);
   RouterParams<T, float> rp;
   rp.probs = a.probs;
   rp.idx = a.idx;
@@ -504,10 +479,10 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   cp.accumulate_y = true;
   cuda::combine_forward(cp, st);
   // shared expert
-  cuda::linear_forward(linear(a.s_gate, a.h2, lw.share_gate, N, C, Fs), st);
-  cuda::linear_forward(linear(a.s_up, a.h2, lw.share_up, N, C, Fs), st);
+  cuda::linear_forward(linear_params(a.s_gate, a.h2, lw.share_gate, N, C, Fs), st);
+  cuda::linear_forward(linear_params(a.s_up, a.h2, lw.share_up, N, C, Fs), st);
   cuda::swiglu_forward(swiglu(a.s_act, a.s_gate, a.s_up, N, Fs), st);
-  cuda::linear_forward(linear(tmp_, a.s_act, lw.share_down, N, Fs, C), st);
+  cuda::linear_forward(linear_params(tmp_, a.s_act, lw.share_down, N, Fs, C), st);
   cuda::add_inplace(x_out, static_cast<const T*>(tmp_), N * C, st);
 }
 
@@ -531,8 +506,8 @@ void CudaPassT<T>::forward(Step3CudaState& s) {
     attention_core(s, a);
     attention_output_and_ffn(s, lw, a, resid_[static_cast<size_t>(l)], resid_[static_cast<size_t>(l + 1)]);
   }
-  cuda::rmsnorm_forward(rmsnorm(hf_, rstd_f_, resid_[static_cast<size_t>(L)], final_norm_, N, C, cfg_.rms_norm_eps),
-                        st);
+  const T* x_last = resid_[static_cast<size_t>(L)];
+  cuda::rmsnorm_forward(rmsnorm_params(hf_, rstd_f_, x_last, final_norm_, N, C, cfg_.rms_norm_eps), st);
   LmHeadLossParams<T, float> lp;
   lp.loss = s.token_loss();
   lp.lse = lse_f_;

@@ -1,0 +1,43 @@
+// Builders of the op params the decoder fills most often (linear, RMSNorm), shared by the CPU model (TensorRef
+// handles) and the CUDA model (CudaWeight handles): a handle has `.w` (weight) and `.g` (gradient, whose element type
+// is the params' S).
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "ops.h"
+
+namespace stepwise {
+
+template <class Handle>
+using handle_grad_t = std::remove_pointer_t<decltype(Handle::g)>;
+
+// out (N, O) = inp (N, I) W^T with W = w.w (O, I); the caller sets gradient fields for backward.
+template <class T, class Handle>
+LinearParams<T, handle_grad_t<Handle>> linear_params(T* out, const T* inp, const Handle& w, int64_t N, int64_t I,
+                                                     int64_t O) {
+  LinearParams<T, handle_grad_t<Handle>> p;
+  p.out = out;
+  p.inp = inp;
+  p.weight = w.w;
+  p.N = N;
+  p.I = I;
+  p.O = O;
+  return p;
+}
+
+// out (N, C) = rmsnorm(inp) * w.w, saving rstd (N).
+template <class T, class S, class Handle>
+RmsNormParams<T, S> rmsnorm_params(T* out, S* rstd, const T* inp, const Handle& w, int64_t N, int64_t C, double eps) {
+  RmsNormParams<T, S> p;
+  p.out = out;
+  p.rstd = rstd;
+  p.inp = inp;
+  p.weight = w.w;
+  p.N = N;
+  p.C = C;
+  p.eps = static_cast<S>(eps);
+  return p;
+}
+
+}  // namespace stepwise
