@@ -16,32 +16,20 @@ using nlohmann::json;
 using Templates = std::vector<const char*>;
 
 const Templates& mcq_templates(Aspect a) {
-  static const Templates none;
-  static const Templates symptoms = {"下列哪一项是{n}的常见临床表现？", "{n}患者最可能出现下列哪种表现？",
-                                     "以下选项中，符合{n}临床表现的是："};
-  static const Templates causes = {"下列哪一项是{n}的常见病因？", "{n}的发生与下列哪项因素关系最密切？"};
-  static const Templates risk_groups = {"{n}的高危人群是下列哪一类？", "下列人群中，{n}较为多见的是："};
-  static const Templates examinations = {"对{n}的诊断最有帮助的检查是下列哪一项？",
-                                         "疑诊{n}时，应考虑安排下列哪项检查？"};
-  static const Templates treatments = {"下列哪一项属于{n}的治疗措施？", "{n}的处理原则包括下列哪一项？"};
-  static const Templates drugs = {"下列药物中，可用于治疗{n}的是：", "{n}的常用治疗药物是下列哪一种？"};
-  static const Templates complications = {"下列哪一项是{n}的常见并发症？",
-                                          "{n}若长期控制不佳，最可能导致下列哪种情况？"};
-  static const Templates prevention = {"下列哪一项是预防{n}的有效措施？", "预防{n}，应采取下列哪项措施？"};
-  static const Templates red_flags = {"{n}患者出现下列哪种情况时需要立即就医？"};
-  switch (a) {
-    case Aspect::symptoms: return symptoms;
-    case Aspect::causes: return causes;
-    case Aspect::risk_groups: return risk_groups;
-    case Aspect::examinations: return examinations;
-    case Aspect::treatments: return treatments;
-    case Aspect::drugs: return drugs;
-    case Aspect::complications: return complications;
-    case Aspect::prevention: return prevention;
-    case Aspect::red_flags: return red_flags;
-    case Aspect::summary: return none;
-  }
-  SW_CHECK(false);
+  static const AspectTable<Templates> table = {
+      Templates{},  // summary
+      Templates{"下列哪一项是{n}的常见临床表现？", "{n}患者最可能出现下列哪种表现？",
+                "以下选项中，符合{n}临床表现的是："},  // symptoms
+      Templates{"下列哪一项是{n}的常见病因？", "{n}的发生与下列哪项因素关系最密切？"},  // causes
+      Templates{"{n}的高危人群是下列哪一类？", "下列人群中，{n}较为多见的是："},  // risk_groups
+      Templates{"对{n}的诊断最有帮助的检查是下列哪一项？", "疑诊{n}时，应考虑安排下列哪项检查？"},  // examinations
+      Templates{"下列哪一项属于{n}的治疗措施？", "{n}的处理原则包括下列哪一项？"},  // treatments
+      Templates{"下列药物中，可用于治疗{n}的是：", "{n}的常用治疗药物是下列哪一种？"},  // drugs
+      Templates{"下列哪一项是{n}的常见并发症？", "{n}若长期控制不佳，最可能导致下列哪种情况？"},  // complications
+      Templates{"下列哪一项是预防{n}的有效措施？", "预防{n}，应采取下列哪项措施？"},  // prevention
+      Templates{"{n}患者出现下列哪种情况时需要立即就医？"},  // red_flags
+  };
+  return table[aspect_index(a)];
 }
 
 const char* qa_template(Aspect a) {

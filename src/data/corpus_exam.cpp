@@ -19,29 +19,19 @@ using Templates = std::vector<std::string>;
 
 // Training-only stems; the held-out stems live in corpus_eval.cpp and must stay different.
 const Templates& exam_stems(Aspect a) {
-  static const Templates none;
-  static const Templates symptoms = {"{n}可表现为：", "关于{n}的症状，正确的是：", "{n}的典型症状是："};
-  static const Templates causes = {"引起{n}的原因可能是：", "下列因素中，可导致{n}的是："};
-  static const Templates risk_groups = {"易患{n}的人群是：", "{n}好发于："};
-  static const Templates examinations = {"诊断{n}常用的检查是：", "为明确{n}的诊断，可选择："};
-  static const Templates treatments = {"治疗{n}可采用：", "关于{n}的治疗，正确的是："};
-  static const Templates drugs = {"治疗{n}可选用的药物是：", "{n}患者可使用的药物是："};
-  static const Templates complications = {"{n}可并发：", "{n}病情进展可引起："};
-  static const Templates prevention = {"预防{n}的措施是：", "有助于预防{n}的做法是："};
-  static const Templates red_flags = {"{n}患者出现哪种情况应立即就医？", "{n}的危险信号是："};
-  switch (a) {
-    case Aspect::symptoms: return symptoms;
-    case Aspect::causes: return causes;
-    case Aspect::risk_groups: return risk_groups;
-    case Aspect::examinations: return examinations;
-    case Aspect::treatments: return treatments;
-    case Aspect::drugs: return drugs;
-    case Aspect::complications: return complications;
-    case Aspect::prevention: return prevention;
-    case Aspect::red_flags: return red_flags;
-    case Aspect::summary: return none;
-  }
-  SW_CHECK(false);
+  static const AspectTable<Templates> table = {
+      Templates{},  // summary
+      Templates{"{n}可表现为：", "关于{n}的症状，正确的是：", "{n}的典型症状是："},  // symptoms
+      Templates{"引起{n}的原因可能是：", "下列因素中，可导致{n}的是："},  // causes
+      Templates{"易患{n}的人群是：", "{n}好发于："},  // risk_groups
+      Templates{"诊断{n}常用的检查是：", "为明确{n}的诊断，可选择："},  // examinations
+      Templates{"治疗{n}可采用：", "关于{n}的治疗，正确的是："},  // treatments
+      Templates{"治疗{n}可选用的药物是：", "{n}患者可使用的药物是："},  // drugs
+      Templates{"{n}可并发：", "{n}病情进展可引起："},  // complications
+      Templates{"预防{n}的措施是：", "有助于预防{n}的做法是："},  // prevention
+      Templates{"{n}患者出现哪种情况应立即就医？", "{n}的危险信号是："},  // red_flags
+  };
+  return table[aspect_index(a)];
 }
 
 // One candidate question: the stem, its correct option, the pool of safe distractors and the explanation.

@@ -12,75 +12,51 @@ namespace {
 using Templates = std::vector<const char*>;
 
 const Templates& question_templates(Aspect a) {
-  static const Templates summary = {"{n}是什么病？", "什么是{n}？", "请介绍一下{n}。", "{n}是怎么一回事？",
-                                    "能给我讲讲{n}吗？", "{n}属于什么样的疾病？"};
-  static const Templates symptoms = {"{n}有哪些症状？", "{n}的常见症状是什么？", "得了{n}会有什么表现？",
-                                     "{n}一般会出现哪些不舒服？", "请问{n}的临床表现有哪些？",
-                                     "{n}发作的时候人会有什么感觉？", "{n}早期有什么信号？"};
-  static const Templates causes = {"{n}是什么原因引起的？", "为什么会得{n}？", "{n}的病因有哪些？",
-                                   "哪些因素会导致{n}？", "{n}是怎么得的？"};
-  static const Templates risk_groups = {"哪些人容易得{n}？", "{n}的高发人群有哪些？", "什么样的人需要警惕{n}？",
-                                        "{n}好发于哪些人？"};
-  static const Templates examinations = {"{n}需要做哪些检查？", "怀疑{n}应该查什么？", "确诊{n}要做什么检查？",
-                                         "去医院看{n}一般会做哪些检查？", "{n}靠什么检查来诊断？"};
-  static const Templates treatments = {"{n}怎么治疗？", "{n}该如何治疗？", "{n}的治疗方法有哪些？",
-                                       "得了{n}怎么办？", "{n}能治好吗？一般怎么治？"};
-  static const Templates drugs = {"{n}常用什么药？", "治疗{n}的常用药物有哪些？", "{n}吃什么药？",
-                                  "{n}一般用哪些药物治疗？"};
-  static const Templates complications = {"{n}有哪些并发症？", "{n}不治疗会有什么后果？", "{n}会引起哪些并发症？",
-                                          "{n}拖着不管会怎么样？"};
-  static const Templates prevention = {"如何预防{n}？", "{n}应该怎么预防？", "日常生活中怎样预防{n}？",
-                                       "平时要注意什么才能不得{n}？"};
-  static const Templates red_flags = {"{n}出现什么情况要马上去医院？", "{n}患者什么时候需要立即就医？",
-                                      "{n}有哪些危险信号？", "{n}什么情况下必须赶紧去急诊？"};
-  switch (a) {
-    case Aspect::summary: return summary;
-    case Aspect::symptoms: return symptoms;
-    case Aspect::causes: return causes;
-    case Aspect::risk_groups: return risk_groups;
-    case Aspect::examinations: return examinations;
-    case Aspect::treatments: return treatments;
-    case Aspect::drugs: return drugs;
-    case Aspect::complications: return complications;
-    case Aspect::prevention: return prevention;
-    case Aspect::red_flags: return red_flags;
-  }
-  SW_CHECK(false);
+  static const AspectTable<Templates> table = {
+      Templates{"{n}是什么病？", "什么是{n}？", "请介绍一下{n}。", "{n}是怎么一回事？", "能给我讲讲{n}吗？",
+                "{n}属于什么样的疾病？"},  // summary
+      Templates{"{n}有哪些症状？", "{n}的常见症状是什么？", "得了{n}会有什么表现？", "{n}一般会出现哪些不舒服？",
+                "请问{n}的临床表现有哪些？", "{n}发作的时候人会有什么感觉？", "{n}早期有什么信号？"},  // symptoms
+      Templates{"{n}是什么原因引起的？", "为什么会得{n}？", "{n}的病因有哪些？", "哪些因素会导致{n}？",
+                "{n}是怎么得的？"},  // causes
+      Templates{"哪些人容易得{n}？", "{n}的高发人群有哪些？", "什么样的人需要警惕{n}？",
+                "{n}好发于哪些人？"},  // risk_groups
+      Templates{"{n}需要做哪些检查？", "怀疑{n}应该查什么？", "确诊{n}要做什么检查？", "去医院看{n}一般会做哪些检查？",
+                "{n}靠什么检查来诊断？"},  // examinations
+      Templates{"{n}怎么治疗？", "{n}该如何治疗？", "{n}的治疗方法有哪些？", "得了{n}怎么办？",
+                "{n}能治好吗？一般怎么治？"},  // treatments
+      Templates{"{n}常用什么药？", "治疗{n}的常用药物有哪些？", "{n}吃什么药？", "{n}一般用哪些药物治疗？"},  // drugs
+      Templates{"{n}有哪些并发症？", "{n}不治疗会有什么后果？", "{n}会引起哪些并发症？",
+                "{n}拖着不管会怎么样？"},  // complications
+      Templates{"如何预防{n}？", "{n}应该怎么预防？", "日常生活中怎样预防{n}？",
+                "平时要注意什么才能不得{n}？"},  // prevention
+      Templates{"{n}出现什么情况要马上去医院？", "{n}患者什么时候需要立即就医？", "{n}有哪些危险信号？",
+                "{n}什么情况下必须赶紧去急诊？"},  // red_flags
+  };
+  return table[aspect_index(a)];
 }
 
 const Templates& statement_templates(Aspect a) {
-  static const Templates summary = {"{n}是{items}。", "{n}，{items}。", "所谓{n}，是指{items}。"};
-  static const Templates symptoms = {"{n}的常见症状包括{items}。", "{n}主要表现为{items}等。",
-                                     "得了{n}，常会出现{items}。", "{n}患者多有{items}等表现。"};
-  static const Templates causes = {"{n}的常见病因有{items}。", "{n}多与{items}等因素有关。",
-                                   "引起{n}的原因主要包括{items}。"};
-  static const Templates risk_groups = {"{n}的高发人群包括{items}。", "{items}更容易患{n}。",
-                                        "{n}多见于{items}。"};
-  static const Templates examinations = {"诊断{n}常用的检查有{items}。", "怀疑{n}时，一般需要做{items}等检查。",
-                                         "{n}的确诊主要依靠{items}。"};
-  static const Templates treatments = {"{n}的治疗方法主要包括{items}。", "治疗{n}，一般采取{items}等措施。",
-                                       "{n}的治疗以{items}为主。"};
-  static const Templates drugs = {"治疗{n}的常用药物有{items}。", "{n}常用{items}等药物，须在医生指导下使用。",
-                                  "{n}的药物治疗可选用{items}。"};
-  static const Templates complications = {"{n}的常见并发症有{items}。", "{n}若不及时治疗，可能引起{items}。",
-                                          "{n}可并发{items}。"};
-  static const Templates prevention = {"预防{n}，要做到{items}。", "{n}的预防措施包括{items}。",
-                                       "日常注意{items}，有助于预防{n}。"};
-  static const Templates red_flags = {"{n}患者如出现{items}，应立即就医。", "{items}是{n}的危险信号，需马上到医院急诊。",
-                                      "得了{n}，一旦发生{items}，要立刻去医院。"};
-  switch (a) {
-    case Aspect::summary: return summary;
-    case Aspect::symptoms: return symptoms;
-    case Aspect::causes: return causes;
-    case Aspect::risk_groups: return risk_groups;
-    case Aspect::examinations: return examinations;
-    case Aspect::treatments: return treatments;
-    case Aspect::drugs: return drugs;
-    case Aspect::complications: return complications;
-    case Aspect::prevention: return prevention;
-    case Aspect::red_flags: return red_flags;
-  }
-  SW_CHECK(false);
+  static const AspectTable<Templates> table = {
+      Templates{"{n}是{items}。", "{n}，{items}。", "所谓{n}，是指{items}。"},  // summary
+      Templates{"{n}的常见症状包括{items}。", "{n}主要表现为{items}等。", "得了{n}，常会出现{items}。",
+                "{n}患者多有{items}等表现。"},  // symptoms
+      Templates{"{n}的常见病因有{items}。", "{n}多与{items}等因素有关。", "引起{n}的原因主要包括{items}。"},  // causes
+      Templates{"{n}的高发人群包括{items}。", "{items}更容易患{n}。", "{n}多见于{items}。"},  // risk_groups
+      Templates{"诊断{n}常用的检查有{items}。", "怀疑{n}时，一般需要做{items}等检查。",
+                "{n}的确诊主要依靠{items}。"},  // examinations
+      Templates{"{n}的治疗方法主要包括{items}。", "治疗{n}，一般采取{items}等措施。",
+                "{n}的治疗以{items}为主。"},  // treatments
+      Templates{"治疗{n}的常用药物有{items}。", "{n}常用{items}等药物，须在医生指导下使用。",
+                "{n}的药物治疗可选用{items}。"},  // drugs
+      Templates{"{n}的常见并发症有{items}。", "{n}若不及时治疗，可能引起{items}。",
+                "{n}可并发{items}。"},  // complications
+      Templates{"预防{n}，要做到{items}。", "{n}的预防措施包括{items}。",
+                "日常注意{items}，有助于预防{n}。"},  // prevention
+      Templates{"{n}患者如出现{items}，应立即就医。", "{items}是{n}的危险信号，需马上到医院急诊。",
+                "得了{n}，一旦发生{items}，要立刻去医院。"},  // red_flags
+  };
+  return table[aspect_index(a)];
 }
 
 bool contains_any(const std::string& text, const std::vector<const char*>& words) {

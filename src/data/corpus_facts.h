@@ -2,6 +2,8 @@
 // condition, training question templates, answers, patients, 中医 passages. Held-out eval phrasings live only in
 // corpus_eval.cpp and must never be added here.
 #pragma once
+#include <array>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +19,10 @@ inline constexpr Aspect kAllAspects[] = {Aspect::summary,      Aspect::symptoms,
                                          Aspect::risk_groups,  Aspect::examinations, Aspect::treatments,
                                          Aspect::drugs,        Aspect::complications, Aspect::prevention,
                                          Aspect::red_flags};
+// One value per aspect, in the order of the enum (and of kAllAspects).
+template <class V>
+using AspectTable = std::array<V, std::size(kAllAspects)>;
+inline size_t aspect_index(Aspect a) { return static_cast<size_t>(a); }
 
 const char* aspect_slug(Aspect aspect);                                       // "symptoms", ...
 const std::vector<std::string>& aspect_items(const KbCondition& c, Aspect a);  // summary: empty
