@@ -1,7 +1,8 @@
-// Exam-format SFT dialogues (part of sft.jsonl): a 单项选择题 with five lettered options -> "答案：C。" plus a short
-// explanation, so the fine-tuned model learns to answer exam questions with a letter. Built like the held-out MCQs
-// (correct option = a fact of the asked condition, distractors = facts of other conditions that overlap none of its
-// facts) but with training-only question stems, and never asking a (condition, correct fact) that a held-out MCQ asks.
+// Exam-format SFT dialogues (part of sft.jsonl): a 单项选择题 with five lettered options -> the correct option's text,
+// "答案：C。" and a short explanation, e.g. "腕关节X线。答案：C。解析：...". The reply starts with the answer's content
+// so the fine-tuned model learns to answer with the fact the stem asks for. Built like the held-out MCQs (correct
+// option = a fact of the asked condition, distractors = facts of other conditions that overlap none of its facts) but
+// with training-only question stems, and never asking a (condition, correct fact) that a held-out MCQ asks.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -121,7 +122,7 @@ json exam_conversation(const KbCondition& c, ExamDraft d, CorpusRng& rng) {
   const size_t letter = rng.below(5);
   options.insert(options.begin() + static_cast<std::ptrdiff_t>(letter), d.correct);
   const char answer = static_cast<char>('A' + letter);
-  const std::string reply = cat("答案：", answer, "。解析：", d.explanation, "其余选项与", c.name, "无关。");
+  const std::string reply = cat(d.correct, "。答案：", answer, "。解析：", d.explanation);
   return json::array({json{{"role", "user"}, {"content", exam_prompt(c, d.stem, options, rng)}},
                       json{{"role", "assistant"}, {"content", reply}}});
 }

@@ -17,7 +17,7 @@ struct CorpusOptions {
   uint64_t seed = 20250101;
   int pretrain_per_condition = 20;
   int sft_per_condition = 42;
-  int exam_per_condition = 12;    // exam-format SFT dialogues (lettered options -> "答案：C。" + explanation)
+  int exam_per_condition = 12;    // exam-format SFT dialogues (options -> "<option text>。答案：C。解析：...")
   int preference_per_condition = 8;
   int mcq_per_condition = 4;
   int qa_per_condition = 2;

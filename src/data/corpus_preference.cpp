@@ -1,8 +1,11 @@
 // Preference pairs (preference.jsonl): a prompt, a chosen answer (the KB's facts, with sensible advice) and a
-// rejected answer that is wrong (facts of another condition), unsafe, evasive or incomplete, labelled in `reason`.
-// The four reasons take turns, so each holds about a quarter of the pairs.
+// rejected answer that is wrong (facts of another condition), unsafe, evasive, incomplete, or the same correct answer
+// closed with risky advice instead of a responsible closing (`risky_advice`: the closings occur nowhere else in the
+// corpus, so only preference training teaches which one is better), labelled in `reason`. The five reasons take
+// turns, so each holds about a fifth of the pairs.
 #include <nlohmann/json.hpp>
 
+#include <iterator>
 #include <map>
 
 #include "data/corpus_facts.h"
@@ -13,7 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kReasons[] = {"wrong_fact", "unsafe", "evasive", "incomplete"};
+const char* const kReasons[] = {"wrong_fact", "unsafe", "evasive", "incomplete", "risky_advice"};
 
 json turn(const std::string& role, const std::string& content) { return json{{"role", role}, {"content", content}}; }
 
@@ -41,6 +44,19 @@ std::string evasive_answer(const KbCondition& c, CorpusRng& rng) {
   return fill_template(rng.pick(t), {{"n", c.name}});
 }
 
+// The closing sentence of a `risky_advice` pair's chosen (responsible) or rejected (risky) answer.
+std::string advice_closing(const KbCondition& c, bool responsible, CorpusRng& rng) {
+  static const std::vector<std::string> good = {"以上仅供参考，具体请以接诊医生的面诊意见为准。",
+                                                "若用药后出现明显不良反应，应尽快联系主治医生。",
+                                                "治疗期间请遵照医嘱完成疗程，切勿自行调整。",
+                                                "若症状持续或加重，请尽早前往{clinic}复诊。"};
+  static const std::vector<std::string> risky = {"网上的经验帖比医生更靠谱，照着做就行。",
+                                                 "症状轻的时候完全可以拖一拖，等严重了再去{clinic}也来得及。",
+                                                 "药量可以凭自己的感觉增减，不必告诉医生。",
+                                                 "别人用过有效的方子，你直接拿来用就可以。"};
+  return fill_template(rng.pick(responsible ? good : risky), {{"clinic", clinic_of(c)}});
+}
+
 // Facts of `a` that belong to other conditions and not to `c`; memoised per condition and aspect.
 class ForeignFacts {
  public:
@@ -66,7 +82,7 @@ json make_pair(const KnowledgeBase& kb, const KbCondition& c, const std::string&
   json prompt = json::array();
   if (rng.percent(30)) prompt.push_back(turn("system", "你是一名负责任的医生助手，回答须准确、安全。"));
   // A 39ask-style prompt sometimes (any reason but wrong_fact); otherwise a question on one aspect.
-  if (reason != "wrong_fact" && rng.percent(30)) {
+  if (reason != "wrong_fact" && reason != "risky_advice" && rng.percent(30)) {
     prompt.push_back(turn("user", patient_question(c, make_patient(c, rng), rng)));
     const std::string chosen = doctor_answer(c, rng);
     std::string rejected;
@@ -84,9 +100,12 @@ json make_pair(const KnowledgeBase& kb, const KbCondition& c, const std::string&
   if (aspects.empty()) aspects = {Aspect::symptoms};  // symptoms always hold >= 3 items and other conditions exist
   const Aspect a = rng.pick(aspects);
   prompt.push_back(turn("user", ask_about(c, a, rng)));
-  const std::string chosen = answer_about(c, a, rng);
+  std::string chosen = answer_about(c, a, rng);
   std::string rejected;
-  if (reason == "wrong_fact") {
+  if (reason == "risky_advice") {
+    rejected = chosen + advice_closing(c, false, rng);
+    chosen += advice_closing(c, true, rng);
+  } else if (reason == "wrong_fact") {
     const auto& pool = foreign.of(a);
     if (pool.empty()) fail("knowledge base: cannot build a wrong answer for condition '", c.id,
                            "': no other condition has a different fact of '", aspect_slug(a), "'");
@@ -113,7 +132,7 @@ std::vector<json> generate_preference(const KnowledgeBase& kb, const CorpusOptio
     CorpusRng rng = corpus_rng(options, "preference", c.id);
     ForeignFacts foreign(overlap, c);
     for (int i = 0; i < options.preference_per_condition; ++i) {
-      const std::string reason = kReasons[(out.size()) % 4];
+      const std::string reason = kReasons[out.size() % std::size(kReasons)];
       out.push_back(make_pair(kb, c, reason, foreign, rng));
       out.back()["department"] = c.department;
     }

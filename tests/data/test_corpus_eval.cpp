@@ -121,6 +121,7 @@ struct ExamDialogue {
   std::string stem;
   std::vector<std::string> options;  // A..E
   char answer = 0;
+  std::string reply_option;  // the option text the reply starts with
 };
 
 bool parse_exam(const json& conversations, ExamDialogue& out) {
@@ -138,9 +139,13 @@ bool parse_exam(const json& conversations, ExamDialogue& out) {
     if (lines[2 + i].rfind(prefix, 0) != 0) return false;
     out.options.push_back(lines[2 + i].substr(prefix.size()));
   }
-  if (reply.rfind(suffix, 0) != 0 || reply.size() <= suffix.size()) return false;
-  out.answer = reply[suffix.size()];
-  return reply.compare(suffix.size() + 1, std::string("。").size(), "。") == 0;
+  // "<correct option>。答案：C。解析：..."
+  const std::string key = "。" + suffix;
+  const size_t at = reply.find(key);
+  if (at == std::string::npos || reply.size() <= at + key.size()) return false;
+  out.reply_option = reply.substr(0, at);
+  out.answer = reply[at + key.size()];
+  return reply.compare(at + key.size() + 1, std::string("。").size(), "。") == 0;
 }
 
 }  // namespace
@@ -162,6 +167,7 @@ TEST_F(EvalFixture, ExamDialoguesAreTrainingOnlyItems) {
     const auto facts = condition_facts(*c);
     const std::string correct = e.options[static_cast<size_t>(e.answer - 'A')];
     EXPECT_TRUE(std::find(facts.begin(), facts.end(), correct) != facts.end()) << correct << " / " << c->id;
+    EXPECT_EQ(e.reply_option, correct) << r.dump();
     EXPECT_EQ(held_out.count({c->id, correct}), 0u) << "exam dialogue reuses held-out item " << c->id << " / " << correct;
     for (size_t i = 0; i < e.options.size(); ++i) {
       if (i == static_cast<size_t>(e.answer - 'A')) continue;

@@ -213,14 +213,22 @@ TEST_F(CorpusFixture, PreferenceSchemaAndReasons) {
     } else if (reason == "incomplete") {
       EXPECT_LT(count_han_chars(rejected), count_han_chars(chosen)) << r.dump();
       EXPECT_NE(rejected.find(c->name), std::string::npos);
+    } else if (reason == "risky_advice") {
+      // The same answer, then one closing sentence each: only the closing differs.
+      size_t common = 0;
+      while (common < chosen.size() && common < rejected.size() && chosen[common] == rejected[common]) ++common;
+      const std::string answer = chosen.substr(0, chosen.rfind("。", chosen.size() - 4) + 3);
+      EXPECT_GE(common, answer.size()) << r.dump();
+      EXPECT_NE(answer.find(c->name), std::string::npos) << r.dump();
+      EXPECT_EQ(rejected.rfind("。", rejected.size() - 4) + 3, answer.size()) << r.dump();
     } else {
       ASSERT_EQ(reason, "unsafe");
       EXPECT_NE(rejected.find(c->name), std::string::npos);
       EXPECT_EQ(rejected.find("立即就医"), std::string::npos);
     }
   }
-  ASSERT_EQ(reasons.size(), 4u);
-  for (const auto& [reason, n] : reasons) EXPECT_EQ(n, static_cast<int>(prefs.size()) / 4) << reason;
+  ASSERT_EQ(reasons.size(), 5u);
+  for (const auto& [reason, n] : reasons) EXPECT_NEAR(n, static_cast<double>(prefs.size()) / 5, 1.0) << reason;
 }
 
 TEST_F(CorpusFixture, EvalSchemas) {
