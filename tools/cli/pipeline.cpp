@@ -11,12 +11,14 @@
 #include "ckpt/convert.h"
 #include "ckpt/model_io.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "core/svg_chart.h"
 #include "data/loaders.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
+#include "eval/benchmark.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/runner_engine.h"
@@ -175,15 +177,45 @@ fs::path ensure_tokenizer(const PipelineConfig& c) {
   return dir;
 }
 
+// The overrides that place a stage's recipe in the pipeline: its run directory, the pipeline's tokenizer and token
+// cache, resuming, and the previous stage's checkpoint as init_from.
+std::vector<std::string> stage_overrides(const PipelineConfig& c, const PipelineStage& stage, const fs::path& tokenizer,
+                                         const fs::path& init_from) {
+  std::vector<std::string> overrides = {"output.dir=" + (c.output_dir / stage.name).string(),
+                                        "data.tokenizer=" + tokenizer.string(),
+                                        "data.cache_dir=" + (c.output_dir / "cache").string(), "resume=auto"};
+  if (!init_from.empty()) overrides.push_back("init_from=" + init_from.string());
+  overrides.insert(overrides.end(), stage.overrides.begin(), stage.overrides.end());
+  return overrides;
+}
+
+// Checks every stage's recipe and dataset, and every benchmark, before the first stage trains: a bad key, a missing
+// file or a dataset in the wrong format for its stage fails in seconds instead of after the earlier stages' training.
+// The token shards built here are the ones the stages then read from the cache.
+void check_pipeline_inputs(const PipelineConfig& c, const fs::path& tokenizer_dir) {
+  const Tokenizer tok = Tokenizer::load(tokenizer_dir);
+  fs::path previous;  // where the previous evaluated stage will leave its checkpoint
+  for (const PipelineStage& st : c.stages) {
+    const RecipeConfig r = load_recipe(st.recipe, stage_overrides(c, st, tokenizer_dir, previous));
+    const ShardKind kind = r.stage == "pretrain" ? ShardKind::pretrain
+                           : r.stage == "sft"    ? ShardKind::sft
+                                                 : ShardKind::preference;
+    ensure_shard(kind, r.data.train, tok, c.output_dir / "cache");
+    if (st.evaluate) previous = c.output_dir / st.name;
+  }
+  for (const fs::path& bench : c.benchmarks) {
+    if (eval::detect_benchmark_kind(bench) == eval::BenchmarkKind::mcq) eval::load_mcq_benchmark(bench);
+    else eval::load_qa_benchmark(bench);
+  }
+  if (!c.preference.empty()) ensure_shard(ShardKind::preference, c.preference, tok, c.output_dir / "cache");
+}
+
 StageResult run_stage(const PipelineConfig& c, const PipelineStage& stage, const fs::path& tokenizer,
                       const fs::path& init_from) {
   StageResult res;
   res.stage = stage;
   const fs::path run_dir = c.output_dir / stage.name;
-  std::vector<std::string> overrides = {"output.dir=" + run_dir.string(), "data.tokenizer=" + tokenizer.string(),
-                                        "data.cache_dir=" + (c.output_dir / "cache").string(), "resume=auto"};
-  if (!init_from.empty()) overrides.push_back("init_from=" + init_from.string());
-  overrides.insert(overrides.end(), stage.overrides.begin(), stage.overrides.end());
+  const std::vector<std::string> overrides = stage_overrides(c, stage, tokenizer, init_from);
   res.recipe = load_recipe(stage.recipe, overrides);
   auto latest = latest_checkpoint(run_dir);
   if (latest && checkpoint_step(*latest) >= res.recipe.train.max_steps) {
@@ -219,13 +251,20 @@ fs::path ensure_serving_checkpoint(const PipelineConfig& c, const StageResult& s
 
 // ------------------------------------------------------------------------------------------------ evaluation --
 
+// What a stored result was computed from: the checkpoint, the data file's content and how many of its items. A
+// result is reused only when all three match, so a changed benchmark or eval.limit is evaluated again.
+std::string result_stamp(const fs::path& checkpoint, const fs::path& data, int64_t items) {
+  return cat(checkpoint.string(), "\n", data.string(), " ", content_hash(read_file(data)), "\nitems ", items, "\n");
+}
+
 std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const StageResult& s, const fs::path& model_dir) {
   std::vector<eval::EvalReport> reports;
   std::unique_ptr<eval::EngineBackend> backend;  // loaded only when some benchmark is not evaluated yet
   for (const fs::path& bench : c.benchmarks) {
     const fs::path out = c.output_dir / "eval" / s.stage.name / bench.stem();
     const fs::path stamp = out / "source.txt";
-    if (fs::exists(out / "report.json") && fs::exists(stamp) && read_file(stamp) == s.checkpoint.string()) {
+    const std::string source = result_stamp(s.checkpoint, bench, c.eval_limit);
+    if (fs::exists(out / "report.json") && fs::exists(stamp) && read_file(stamp) == source) {
       reports.push_back(eval::read_report(out / "report.json"));
       continue;
     }
@@ -244,7 +283,7 @@ std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const Stag
     o.continuation = eval::ContinuationStyle::option_text;
     eval::EvalReport r = eval::run_eval(*backend, o);
     eval::write_report(out, r);
-    write_file_atomic(stamp, s.checkpoint.string());
+    write_file_atomic(stamp, source);
     reports.push_back(std::move(r));
   }
   return reports;
@@ -260,9 +299,10 @@ struct PreferenceScore {
 
 PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, const fs::path& tokenizer_dir) {
   const fs::path out = c.output_dir / "eval" / s.stage.name / "preference.json";
+  const std::string source = result_stamp(s.checkpoint, c.preference, c.preference_pairs);
   if (fs::exists(out)) {
     nlohmann::json j = nlohmann::json::parse(read_file(out));
-    if (j.value("source", std::string()) == s.checkpoint.string() && j.contains("margin"))
+    if (j.value("source", std::string()) == source && j.contains("margin"))
       return {j.at("accuracy").get<double>(), j.at("margin").get<double>()};
   }
   Tokenizer tok = Tokenizer::load(tokenizer_dir);
@@ -295,7 +335,7 @@ PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, 
   PreferenceScore score;
   score.accuracy = pairs ? wins / pairs : 0.0;
   score.margin = pairs ? margin_sum / pairs : 0.0;
-  write_file_atomic(out, nlohmann::json{{"source", s.checkpoint.string()}, {"pairs", pairs},
+  write_file_atomic(out, nlohmann::json{{"source", source}, {"pairs", pairs},
                                         {"accuracy", score.accuracy}, {"margin", score.margin}}.dump(2));
   return score;
 }
@@ -328,6 +368,7 @@ std::string range_text(std::pair<double, double> v) {
 fs::path run_pipeline(const PipelineConfig& c) {
   fs::create_directories(c.output_dir);
   const fs::path tokenizer = ensure_tokenizer(c);
+  check_pipeline_inputs(c, tokenizer);
   std::vector<StageResult> stages;
   fs::path init_from;
   for (const PipelineStage& st : c.stages) {
