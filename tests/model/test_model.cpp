@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "adamw_for_tests.h"
 #include "model/step3_model.h"
 #include "ops.h"
 
@@ -248,25 +249,14 @@ TEST(Step3Model, OverfitsOneBatchWithAdamW) {
     targets[static_cast<size_t>(i)] = (i + 1) % T == 0 ? -100 : tokens[static_cast<size_t>(i + 1)];
   const TrainBatch batch{tokens.data(), targets.data(), pos.data(), nullptr, B, T};
   ParamTable<float>& p = model.params();
-  std::vector<float> m(static_cast<size_t>(p.arena_size())), v(m.size());
+  test::AdamWMoments moments(p);
   double first = 0, last = 0;
   for (int step = 1; step <= 300; ++step) {
     last = model.forward(batch);
     if (step == 1) first = last;
     p.zero_grad();
     model.backward_mean();
-    for (const ParamSpec& s : p.specs()) {
-      AdamWParams a;
-      a.param = p.value(s);
-      a.m = m.data() + s.offset;
-      a.v = v.data() + s.offset;
-      a.grad = p.grad(s);
-      a.n = s.count;
-      a.step = step;
-      a.lr = 1e-2f;
-      a.weight_decay = s.weight_decay ? 0.01f : 0.0f;
-      cpu::adamw_update(a);
-    }
+    test::adamw_step(p, moments, step, 1e-2f, 0.01f);
   }
   EXPECT_NEAR(first, std::log(32.0), 0.3);
   EXPECT_LT(last, 0.05) << "loss went from " << first << " to " << last;

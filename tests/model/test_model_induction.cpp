@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "adamw_for_tests.h"
 #include "model/step3_model.h"
 #include "ops.h"
 
@@ -21,7 +22,7 @@ double train_copy_task(const char* yaml, int steps) {
   const int64_t B = 8, half = 24, T = 2 * half, V = cfg.vocab_size;
   std::vector<int32_t> tokens(B * T), targets(B * T), pos(B * T);
   ParamTable<float>& p = model.params();
-  std::vector<float> m(static_cast<size_t>(p.arena_size())), v(m.size());
+  test::AdamWMoments moments(p);
   std::mt19937_64 rng(5);
   double last = 0;
   for (int step = 1; step <= steps; ++step) {
@@ -39,17 +40,7 @@ double train_copy_task(const char* yaml, int steps) {
     last = model.forward(TrainBatch{tokens.data(), targets.data(), pos.data(), nullptr, B, T});
     p.zero_grad();
     model.backward_mean();
-    for (const ParamSpec& s : p.specs()) {
-      AdamWParams a;
-      a.param = p.value(s);
-      a.m = m.data() + s.offset;
-      a.v = v.data() + s.offset;
-      a.grad = p.grad(s);
-      a.n = s.count;
-      a.step = step;
-      a.lr = 3e-3f;
-      cpu::adamw_update(a);
-    }
+    test::adamw_step(p, moments, step, 3e-3f);
   }
   return last;
 }
