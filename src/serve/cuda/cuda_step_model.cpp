@@ -165,15 +165,16 @@ CudaStepModelT<T>::CudaStepModelT(Step3Model<float>& model, const KvPool& pool, 
   if (cuda::device_count() == 0) fail("--device cuda: no CUDA device available");
   const int64_t L = cfg_.num_hidden_layers, D = cfg_.head_dim, E = cfg_.moe_num_experts;
   STEPWISE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  // weights: the host arena once (fp32), converted on the device for bf16
+  // weights: the host arena once (fp32), converted on the device for bf16; copies on the model's stream (a
+  // non-blocking stream does not order itself after the legacy default stream)
   const ParamTable<float>& host = model.params();
   const size_t arena_bytes = sizeof(float) * static_cast<size_t>(host.arena_size());
   if constexpr (std::is_same_v<T, float>) {
     weights_ = cuda::DeviceBuffer<float>(host.arena_size());
-    STEPWISE_CUDA_CHECK(cudaMemcpy(weights_.data(), host.data(), arena_bytes, cudaMemcpyHostToDevice));
+    STEPWISE_CUDA_CHECK(cudaMemcpyAsync(weights_.data(), host.data(), arena_bytes, cudaMemcpyHostToDevice, stream_));
   } else {
     cuda::DeviceBuffer<float> fp32(host.arena_size());
-    STEPWISE_CUDA_CHECK(cudaMemcpy(fp32.data(), host.data(), arena_bytes, cudaMemcpyHostToDevice));
+    STEPWISE_CUDA_CHECK(cudaMemcpyAsync(fp32.data(), host.data(), arena_bytes, cudaMemcpyHostToDevice, stream_));
     weights_ = cuda::DeviceBuffer<T>(host.arena_size());
     cuda::convert(fp32.data(), weights_.data(), host.arena_size(), stream_);
     STEPWISE_CUDA_CHECK(cudaStreamSynchronize(stream_));   // before fp32 is freed
@@ -192,7 +193,7 @@ CudaStepModelT<T>::CudaStepModelT(Step3Model<float>& model, const KvPool& pool, 
   kv_ = cuda::DeviceBuffer<T>(2 * L * pool_elems_);
   // zeroed so that a never-written slot reads as 0, not NaN (only reachable through a bad block table)
   STEPWISE_CUDA_CHECK(cudaMemsetAsync(kv_.data(), 0, sizeof(T) * static_cast<size_t>(kv_.size()), stream_));
-  STEPWISE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  cuda::device_synchronize();   // also the bias upload, made on the default stream
 }
 
 template <class T>
@@ -275,6 +276,8 @@ void CudaStepModelT<T>::reserve(int64_t N, int64_t R) {
   Carver<int64_t> i64;
   carve_all(t, f, i32, i64);
   STEPWISE_CUDA_CHECK(cudaStreamSynchronize(stream_));   // the old buffers may still be in use
+  act_t_ = cuda::DeviceBuffer<T>();                       // freed before the larger ones are taken
+  act_f_ = cuda::DeviceBuffer<float>();
   act_t_ = cuda::DeviceBuffer<T>(t.used);
   act_f_ = cuda::DeviceBuffer<float>(f.used);
   act_i_ = cuda::DeviceBuffer<int32_t>(std::max<int64_t>(i32.used, 1));
