@@ -27,6 +27,7 @@
 #include "serve/text_stream.h"
 
 #ifdef STEPWISE_HAS_CUDA
+#include "cuda/device.h"
 #include "serve/cuda/cuda_step_model.h"
 #endif
 
@@ -332,6 +333,7 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   if (gpu && o.dtype != "bf16" && o.dtype != "fp32")
     fail("EngineOptions.dtype = '", o.dtype, "': expected bf16 or fp32 (device cuda)");
   if (gpu && mpi) fail("--device cuda runs attention and FFN on one GPU: --transport mpi does not apply");
+  if (gpu) check_cuda_available();
 
   im.served = o.model ? o.model : std::make_shared<ServingModel>(load_serving_model(o.model_dir));
   im.has_tokenizer = im.served->tokenizer.vocab_size() > 0;
@@ -357,9 +359,6 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
         *im.served->model, *im.pool, o.dtype == "fp32" ? CudaComputeType::fp32 : CudaComputeType::bf16);
     im.forward = [m = model.get()](const std::vector<StepSeq>& seqs) { return m->forward(seqs); };
     im.gpu_model = std::move(model);
-#else
-    fail("--device cuda: this stepwise was built without CUDA (configure with -DSTEPWISE_CUDA=ON, e.g. ",
-         "`cmake --preset cuda-release`)");
 #endif
   } else {
     if (mpi) mpi->await_ffn_ready(cfg.hidden_size, cfg.num_hidden_layers);   // the FFN rank runs the FFN workers
@@ -386,6 +385,15 @@ Engine::~Engine() {
   if (im.thread.joinable()) im.thread.join();
   if (im.transport) im.transport->close();
   im.ffn_workers.clear();   // joins
+}
+
+void Engine::check_cuda_available() {
+#ifdef STEPWISE_HAS_CUDA
+  if (cuda::device_count() == 0) fail("--device cuda: no CUDA device available");
+#else
+  fail("--device cuda: this stepwise was built without CUDA (configure with -DSTEPWISE_CUDA=ON, e.g. ",
+       "`cmake --preset cuda-release`)");
+#endif
 }
 
 const Tokenizer& Engine::tokenizer() const {

@@ -104,6 +104,9 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Error unless device "cuda" can run here (a CUDA build and a device); the constructor checks it before loading.
+  static void check_cuda_available();
+
   const Tokenizer& tokenizer() const;              // Error for a model without a tokenizer (see EngineOptions::model)
   std::string model_name() const;                  // the checkpoint directory's name
   int64_t max_model_len() const;

@@ -19,7 +19,6 @@
 
 #ifdef STEPWISE_HAS_CUDA
 #include "cli/bench_kernels.h"
-#include "cuda/device.h"
 #endif
 
 namespace stepwise::cli {
@@ -46,15 +45,6 @@ void apply_defaults(DecodeBenchOptions& o, const std::string& model, bool prompt
     if (o.micro_batches.empty()) o.micro_batches = {1, 3};
   }
   if (o.engine.max_model_len == 0) o.engine.max_model_len = o.prompt_tokens + o.gen_tokens;
-}
-
-// --device cuda: fails before the (long) model load when this build or this machine has no CUDA.
-void require_cuda_device() {
-#ifdef STEPWISE_HAS_CUDA
-  if (cuda::device_count() == 0) fail("bench decode --device cuda: no CUDA device available");
-#else
-  fail("bench decode --device cuda: this stepwise was built without CUDA (configure with -DSTEPWISE_CUDA=ON)");
-#endif
 }
 
 // GPU.md's decode target: TPOT (p50) over the memory roofline of the step at the mean decode context, with the copy
@@ -104,7 +94,7 @@ void register_bench_decode_command(CLI::App& bench) {
   cmd->add_option("--ffn-workers", o->engine.ffn_workers, "FFN worker threads (default 1); CPU only");
   cmd->callback([o, model, prompt, gen] {
     apply_defaults(*o, *model, prompt->count() > 0, gen->count() > 0);
-    if (o->engine.device == "cuda") require_cuda_device();
+    if (o->engine.device == "cuda") Engine::check_cuda_available();   // before the (long) model load
     o->engine.model = load_bench_model(o->engine.model_dir);   // once for every engine of the run
     const std::vector<DecodeBenchRow> rows = run_decode_bench(*o);
     const std::string path = o->engine.model_dir.string();
