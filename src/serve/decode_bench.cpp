@@ -1,5 +1,5 @@
 // run_decode_bench: one fresh engine per (batch, micro-batches) point, requests submitted together, timings taken
-// from the event callbacks (first token, last token) on the engine thread.
+// from the event callbacks (first token, last token) on the engine thread; one model shared by all of them.
 #include "serve/decode_bench.h"
 
 #include <algorithm>
@@ -9,7 +9,8 @@
 #include <mutex>
 
 #include "core/error.h"
-#include "data/tokenizer.h"
+#include "model/model_info.h"
+#include "serve/model_loader.h"
 
 namespace stepwise {
 
@@ -21,19 +22,46 @@ double percentile(std::vector<double> values, double p) {
   return values[i];
 }
 
+double decode_step_roofline_bytes(const Step3Config& cfg, int64_t batch, int64_t context, int64_t element_bytes) {
+  const ModelInfo info = compute_model_info(cfg);
+  const double B = static_cast<double>(batch);
+  const double touched =
+      cfg.moe_num_experts > 0
+          ? 1.0 - std::pow(1.0 - static_cast<double>(cfg.moe_top_k) / static_cast<double>(cfg.moe_num_experts), B)
+          : 0.0;
+  const double weights = static_cast<double>(info.total_params - info.embedding_params - info.routed_expert_params) +
+                         touched * static_cast<double>(info.routed_expert_params) +
+                         B * static_cast<double>(cfg.hidden_size);
+  const double kv = B * static_cast<double>(context) * 2.0 * static_cast<double>(cfg.head_dim * cfg.num_hidden_layers);
+  return (weights + kv) * static_cast<double>(element_bytes);
+}
+
+std::shared_ptr<ServingModel> load_bench_model(const fs::path& path, uint64_t seed) {
+  if (fs::is_directory(path)) return std::make_shared<ServingModel>(load_serving_model(path));
+  if (!fs::is_regular_file(path)) fail(path.string(), ": neither a checkpoint directory nor a model config file");
+  const Step3Config cfg = Step3Config::load(path);
+  auto out = std::make_shared<ServingModel>();
+  out->model = std::make_unique<Step3Model<float>>(cfg, ModelOptions{}, false);
+  out->model->params().init(seed);
+  return out;
+}
+
 std::vector<DecodeBenchRow> run_decode_bench(const DecodeBenchOptions& o) {
   using Clock = std::chrono::steady_clock;
   if (o.prompt_tokens < 1 || o.gen_tokens < 2) fail("bench decode: prompt_tokens >= 1 and gen_tokens >= 2 needed");
+  std::shared_ptr<ServingModel> model = o.engine.model ? o.engine.model : load_bench_model(o.engine.model_dir);
   std::vector<DecodeBenchRow> rows;
   for (int64_t mb : o.micro_batches)
     for (int64_t batch : o.batch_sizes) {
       if (batch < 1 || mb < 1) fail("bench decode: batch sizes and micro-batch counts must be positive");
       EngineOptions eo = o.engine;
       eo.micro_batches = mb;
+      eo.model = model;
       eo.max_running = std::max(eo.max_running, batch);
       eo.max_queue = std::max(eo.max_queue, batch);
       Engine engine(eo);
-      const int32_t V = engine.tokenizer().vocab_size();
+      const int64_t V = model->tokenizer.vocab_size() > 0 ? model->tokenizer.vocab_size()   // ordinary tokens
+                                                           : model->model->config().vocab_size;
       std::mutex mu;
       std::condition_variable cv;
       int64_t finished = 0;

@@ -2,6 +2,7 @@
 // submit -> waiting (FIFO, max_queue) -> admitted when a running slot and KV blocks for prompt + max_tokens are free
 // -> chunked prefill mixed with decodes, one step at a time -> sampled, detokenised, streamed -> finished or
 // cancelled (blocks freed at once). Blocks are reserved up front, so a running request never runs out of cache.
+// The step itself runs on the AttentionWorker (CPU, AFD) or on the CudaStepModel (device cuda).
 #include "serve/engine.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -24,6 +26,11 @@
 #include "serve/sampler.h"
 #include "serve/text_stream.h"
 
+#ifdef STEPWISE_HAS_CUDA
+#include "cuda/device.h"
+#include "serve/cuda/cuda_step_model.h"
+#endif
+
 namespace stepwise {
 
 namespace {
@@ -31,7 +38,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kRecentSamples = 4096;            // ttft / itl samples kept for the metrics endpoint
-constexpr int64_t kAutoPoolBytes = int64_t(1) << 30;   // kv_blocks = 0: at most this much K+V memory
+constexpr int64_t kAutoPoolBytes = int64_t(1) << 30;       // kv_blocks = 0: at most this much K+V memory (CPU)
+constexpr int64_t kAutoPoolBytesGpu = int64_t(16) << 30;   // the same on the GPU
 
 uint64_t mix_seed(uint64_t engine_seed, uint64_t request_id) {   // splitmix64 of the pair
   uint64_t z = engine_seed + 0x9E3779B97F4A7C15ull * (request_id + 1);
@@ -65,13 +73,16 @@ struct Sequence {
 
 struct Engine::Impl {
   EngineOptions opt;
-  std::unique_ptr<ServingModel> served;
+  std::shared_ptr<ServingModel> served;
+  bool has_tokenizer = true;            // false: events carry token ids only (no text, no end of turn)
   int64_t max_len = 0;
   std::unique_ptr<KvPool> pool;
   std::unique_ptr<AfdStats> stats;
   std::unique_ptr<Transport> transport;
   std::vector<std::unique_ptr<FfnWorker>> ffn_workers;
-  std::unique_ptr<AttentionWorker> attention;
+  std::unique_ptr<AttentionWorker> attention;   // device cpu
+  std::shared_ptr<void> gpu_model;              // device cuda: the CudaStepModel (type-erased: CPU builds lack it)
+  std::function<std::vector<float>(const std::vector<StepSeq>&)> forward;   // one step on either
 
   mutable std::mutex mu;                // guards everything below up to the engine thread
   std::condition_variable wake, idle;
@@ -186,7 +197,7 @@ void Engine::Impl::step() {
   }
   std::vector<float> logits;
   try {
-    logits = attention->forward(batch);
+    logits = forward(batch);
   } catch (const std::exception& e) {
     log_warn("engine step failed: ", e.what());
     for (auto& s : running) {
@@ -235,14 +246,17 @@ void Engine::Impl::step() {
     }
     s.last_token = now;
     std::string reason;
-    if (sp.stop_at_eot && token == served->tokenizer.eot()) {
+    const bool at_length = s.generated >= sp.max_tokens || static_cast<int64_t>(s.tokens.size()) >= max_len;
+    if (!s.text) {   // no tokenizer: token ids only
+      if (at_length) reason = "length";
+    } else if (sp.stop_at_eot && token == served->tokenizer.eot()) {
       reason = "stop";
       ev.text = s.text->flush();
     } else {
       ev.text = s.text->push(token);
       if (s.text->stopped()) {
         reason = "stop";
-      } else if (s.generated >= sp.max_tokens || static_cast<int64_t>(s.tokens.size()) >= max_len) {
+      } else if (at_length) {
         reason = "length";
         ev.text += s.text->flush();
       }
@@ -313,8 +327,16 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   if (o.transport != "inproc" && o.transport != "local" && o.transport != "mpi")
     fail("EngineOptions.transport = '", o.transport, "': expected inproc (AFD over threads), local (no AFD) or mpi ",
          "(AFD across two MPI processes)");
+  if (o.device != "cpu" && o.device != "cuda")
+    fail("EngineOptions.device = '", o.device, "': expected cpu or cuda");
+  const bool gpu = o.device == "cuda";
+  if (gpu && o.dtype != "bf16" && o.dtype != "fp32")
+    fail("EngineOptions.dtype = '", o.dtype, "': expected bf16 or fp32 (device cuda)");
+  if (gpu && mpi) fail("--device cuda runs attention and FFN on one GPU: --transport mpi does not apply");
+  if (gpu) check_cuda_available();
 
-  im.served = std::make_unique<ServingModel>(load_serving_model(o.model_dir));
+  im.served = o.model ? o.model : std::make_shared<ServingModel>(load_serving_model(o.model_dir));
+  im.has_tokenizer = im.served->tokenizer.vocab_size() > 0;
   const Step3Config& cfg = im.served->model->config();
   im.max_len = o.max_model_len > 0 ? o.max_model_len : cfg.max_position_embedding;
   if (im.max_len > cfg.max_position_embedding)
@@ -323,19 +345,32 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   const int64_t per_seq = (im.max_len + o.kv_block_size - 1) / o.kv_block_size;
   int64_t blocks = o.kv_blocks;
   if (blocks == 0) {
-    const int64_t block_bytes = 2 * o.kv_block_size * cfg.num_hidden_layers * cfg.head_dim * int64_t(sizeof(float));
-    blocks = std::max(per_seq, std::min(per_seq * o.max_running, kAutoPoolBytes / block_bytes));
+    const int64_t element_bytes = gpu && o.dtype == "bf16" ? 2 : 4;
+    const int64_t block_bytes = 2 * o.kv_block_size * cfg.num_hidden_layers * cfg.head_dim * element_bytes;
+    const int64_t budget = gpu ? kAutoPoolBytesGpu : kAutoPoolBytes;
+    blocks = std::max(per_seq, std::min(per_seq * o.max_running, budget / block_bytes));
   }
-  im.pool = std::make_unique<KvPool>(blocks, o.kv_block_size, cfg.num_hidden_layers, cfg.head_dim);
+  // device cuda: the host pool keeps only the block bookkeeping (head_dim 0); K and V live on the device
+  im.pool = std::make_unique<KvPool>(blocks, o.kv_block_size, cfg.num_hidden_layers, gpu ? 0 : cfg.head_dim);
   im.stats = std::make_unique<AfdStats>(cfg.num_hidden_layers);
-  if (mpi) mpi->await_ffn_ready(cfg.hidden_size, cfg.num_hidden_layers);   // the FFN rank runs the FFN workers
-  if (o.transport == "inproc") {
-    im.transport = std::make_unique<InprocTransport>();
-    for (int64_t i = 0; i < o.ffn_workers; ++i)
-      im.ffn_workers.push_back(std::make_unique<FfnWorker>(*im.served->model, *im.transport, *im.stats));
+  if (gpu) {
+#ifdef STEPWISE_HAS_CUDA
+    auto model = std::make_shared<CudaStepModel>(
+        *im.served->model, *im.pool, o.dtype == "fp32" ? CudaComputeType::fp32 : CudaComputeType::bf16);
+    im.forward = [m = model.get()](const std::vector<StepSeq>& seqs) { return m->forward(seqs); };
+    im.gpu_model = std::move(model);
+#endif
+  } else {
+    if (mpi) mpi->await_ffn_ready(cfg.hidden_size, cfg.num_hidden_layers);   // the FFN rank runs the FFN workers
+    if (o.transport == "inproc") {
+      im.transport = std::make_unique<InprocTransport>();
+      for (int64_t i = 0; i < o.ffn_workers; ++i)
+        im.ffn_workers.push_back(std::make_unique<FfnWorker>(*im.served->model, *im.transport, *im.stats));
+    }
+    im.attention = std::make_unique<AttentionWorker>(*im.served->model, *im.pool, im.transport.get(),
+                                                     o.micro_batches, *im.stats);
+    im.forward = [w = im.attention.get()](const std::vector<StepSeq>& seqs) { return w->forward(seqs); };
   }
-  im.attention = std::make_unique<AttentionWorker>(*im.served->model, *im.pool, im.transport.get(),
-                                                   o.micro_batches, *im.stats);
   im.m.kv_blocks_total = blocks;
   im.thread = std::thread([&im] { im.loop(); });
 }
@@ -352,10 +387,23 @@ Engine::~Engine() {
   im.ffn_workers.clear();   // joins
 }
 
-const Tokenizer& Engine::tokenizer() const { return impl_->served->tokenizer; }
+void Engine::check_cuda_available() {
+#ifdef STEPWISE_HAS_CUDA
+  if (cuda::device_count() == 0) fail("--device cuda: no CUDA device available");
+#else
+  fail("--device cuda: this stepwise was built without CUDA (configure with -DSTEPWISE_CUDA=ON, e.g. ",
+       "`cmake --preset cuda-release`)");
+#endif
+}
+
+const Tokenizer& Engine::tokenizer() const {
+  if (!impl_->has_tokenizer) fail("this engine's model has no tokenizer (random weights from a config)");
+  return impl_->served->tokenizer;
+}
 
 std::string Engine::model_name() const {
   fs::path p = impl_->opt.model_dir;
+  if (p.empty()) return "model";
   if (p.filename().empty()) p = p.parent_path();
   return p.filename().string();
 }
@@ -379,6 +427,7 @@ uint64_t Engine::submit(GenerationRequest request, EventCallback on_event) {
   if (sp.top_k < 0) bad(cat("top_k = ", sp.top_k, " must be >= 0"));
   if (!(sp.top_p > 0 && sp.top_p <= 1)) bad(cat("top_p = ", sp.top_p, " outside (0, 1]"));
   if (sp.logprobs < 0 || sp.logprobs > 20) bad(cat("logprobs = ", sp.logprobs, " outside [0, 20]"));
+  if (!im.has_tokenizer && !sp.stop.empty()) bad("stop strings need a tokenizer; this model has none");
   if (im.pool->blocks_for(P + sp.max_tokens) > im.pool->num_blocks())
     bad(cat("prompt + max_tokens = ", P + sp.max_tokens, " tokens need more KV blocks than the pool holds (",
             im.pool->num_blocks(), " x ", im.pool->block_size(), ")"));
@@ -390,7 +439,7 @@ uint64_t Engine::submit(GenerationRequest request, EventCallback on_event) {
   s->on_event = std::move(on_event);
   s->tokens = s->request.prompt;
   s->prompt_len = P;
-  s->text = std::make_unique<TextStream>(im.served->tokenizer, s->request.sampling.stop);
+  if (im.has_tokenizer) s->text = std::make_unique<TextStream>(im.served->tokenizer, s->request.sampling.stop);
   s->submitted = Clock::now();
   const uint64_t id = s->id;
   {

@@ -1,7 +1,8 @@
 // The decoding engine: the library the HTTP server (and eval, and tests) talk to. One engine thread owns all model
 // state: it admits requests into a continuously batched running set (requests join and leave every step), prefills in
 // chunks, decodes with a paged KV cache, samples, applies stop conditions and streams events back through callbacks.
-// Attention and FFN run on separate workers (AFD) connected by a Transport. No HTTP here.
+// On the CPU, attention and FFN run on separate workers (AFD) connected by a Transport; with device "cuda" the whole
+// step runs on one GPU (serve/cuda/cuda_step_model.h; AFD across GPUs needs NCCL, a later issue). No HTTP here.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,7 @@
 namespace stepwise {
 
 class Tokenizer;
+struct ServingModel;
 
 struct SamplingParams {
   double temperature = 1.0;        // 0 = greedy
@@ -63,13 +65,21 @@ class QueueFull : public std::runtime_error {
 
 struct EngineOptions {
   fs::path model_dir;              // a training, serving or HF-layout checkpoint directory
+  // Already loaded instead of model_dir (bench decode shares one model across engines; model_dir then only names
+  // it). A model without a tokenizer (tokenizer.vocab_size() 0: random weights from a config) streams token ids
+  // only: no text, no end of turn, no stop strings.
+  std::shared_ptr<ServingModel> model;
+  std::string device = "cpu";      // cpu | cuda (the whole step on one GPU; transport, ffn_workers and micro_batches
+                                   // do not apply); cuda fails clearly without a CUDA build or a device
+  std::string dtype = "bf16";      // device cuda: bf16 (weights and activations) | fp32 (checks against the CPU)
   int64_t attn_workers = 1;        // attention workers (data-parallel, each with its own KV cache)
   int64_t ffn_workers = 1;         // FFN workers (experts split across them)
   int64_t micro_batches = 3;       // ping-pong micro-batches per step
   std::string transport = "inproc";// inproc (AFD over threads) | local (no AFD: FFN inline) | mpi (rank 1
                                    // of `mpirun -np 2` runs the FFN: mpi_transport.h; needs a live MpiSession)
   int64_t kv_block_size = 16;      // tokens per KV block
-  int64_t kv_blocks = 0;           // blocks in the pool; 0: sized from max_model_len x max_running
+  int64_t kv_blocks = 0;           // blocks in the pool; 0: sized from max_model_len x max_running (at most 1 GiB
+                                   // of K+V on the CPU, 16 GiB on the GPU)
   int64_t max_running = 64;        // sequences in the running batch at most
   int64_t max_queue = 256;         // waiting requests at most; more -> QueueFull (HTTP 429)
   int64_t prefill_chunk = 256;     // prompt tokens per sequence per step (chunked prefill)
@@ -94,7 +104,10 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  const Tokenizer& tokenizer() const;
+  // Error unless device "cuda" can run here (a CUDA build and a device); the constructor checks it before loading.
+  static void check_cuda_available();
+
+  const Tokenizer& tokenizer() const;              // Error for a model without a tokenizer (see EngineOptions::model)
   std::string model_name() const;                  // the checkpoint directory's name
   int64_t max_model_len() const;
 

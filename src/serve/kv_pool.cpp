@@ -11,9 +11,9 @@ namespace stepwise {
 KvPool::KvPool(int64_t num_blocks, int64_t block_size, int64_t layers, int64_t head_dim)
     : num_blocks_(num_blocks), block_size_(block_size), layers_(layers), head_dim_(head_dim),
       layer_stride_(num_blocks * block_size * head_dim) {
-  if (num_blocks <= 0 || block_size <= 0 || layers <= 0 || head_dim <= 0)
-    fail("KvPool: blocks ", num_blocks, ", block size ", block_size, ", layers ", layers, ", head_dim ", head_dim,
-         " must all be positive");
+  if (num_blocks <= 0 || block_size <= 0 || layers <= 0 || head_dim < 0)
+    fail("KvPool: blocks ", num_blocks, ", block size ", block_size, ", layers ", layers, " must be positive and ",
+         "head_dim ", head_dim, " >= 0");
   k_.assign(static_cast<size_t>(layers * layer_stride_), 0.0f);
   v_.assign(static_cast<size_t>(layers * layer_stride_), 0.0f);
   free_.resize(static_cast<size_t>(num_blocks));

@@ -9,6 +9,7 @@ namespace stepwise {
 
 class KvPool {
  public:
+  // head_dim 0: block bookkeeping only, no host K/V (the CUDA engine keeps them on the device).
   KvPool(int64_t num_blocks, int64_t block_size, int64_t layers, int64_t head_dim);
 
   int64_t num_blocks() const { return num_blocks_; }

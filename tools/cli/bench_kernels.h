@@ -1,6 +1,7 @@
 // `stepwise bench kernels` (CUDA builds): what one run measures and reports. Every rate is set beside a ceiling
 // measured in the same run (bf16 GEMM FLOP/s or device-to-device copy bytes/s), and GPU.md targets beside their ratio.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct KernelReport {
 // Runs every measurement on the current CUDA device and prints the report; throws stepwise::Error when there is no
 // device or when some measurement failed (after printing and writing everything that did not).
 void run_kernel_benchmarks(const KernelBenchOptions& options);
+
+// The copy ceiling: device-to-device copies of `bytes`, work = read + write bytes (also used by bench decode).
+Measurement measure_copy_ceiling(int64_t bytes);
 
 // Printing and JSON (bench_kernels_report.cpp).
 std::string format_rate(const Measurement& m);   // "412.3 TFLOP/s" or "3950 GB/s"

@@ -175,17 +175,6 @@ Measurement measure_gemm_ceiling(int64_t n) {
                [&] { cuda::gemm(g, nullptr); });
 }
 
-Measurement measure_copy_ceiling(int64_t bytes) {
-  DeviceBuffer<uint8_t> src(bytes), dst(bytes);
-  STEPWISE_CUDA_CHECK(cudaMemset(src.data(), 1, static_cast<size_t>(bytes)));
-  STEPWISE_CUDA_CHECK(cudaMemset(dst.data(), 0, static_cast<size_t>(bytes)));
-  return timed("device-to-device copy", cat(bytes >> 20, " MiB, bytes = read + write"), false, 2.0 * bytes, {},
-               [&] {
-                 STEPWISE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), static_cast<size_t>(bytes),
-                                                     cudaMemcpyDeviceToDevice, nullptr));
-               });
-}
-
 // ---- GPU.md targets ----------------------------------------------------------------------------------------------
 
 // MFA attention forward + backward at Step-3's shape: 64 query heads of 256 share one K/V head, causal. Useful
@@ -469,6 +458,17 @@ void measure_adamw(KernelReport& r, const Sizes& z, const Ceiling& copy) {
 }
 
 }  // namespace
+
+Measurement measure_copy_ceiling(int64_t bytes) {
+  DeviceBuffer<uint8_t> src(bytes), dst(bytes);
+  STEPWISE_CUDA_CHECK(cudaMemset(src.data(), 1, static_cast<size_t>(bytes)));
+  STEPWISE_CUDA_CHECK(cudaMemset(dst.data(), 0, static_cast<size_t>(bytes)));
+  return timed("device-to-device copy", cat(bytes >> 20, " MiB, bytes = read + write"), false, 2.0 * bytes, {},
+               [&] {
+                 STEPWISE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), static_cast<size_t>(bytes),
+                                                     cudaMemcpyDeviceToDevice, nullptr));
+               });
+}
 
 void run_kernel_benchmarks(const KernelBenchOptions& options) {
   if (cuda::device_count() == 0)

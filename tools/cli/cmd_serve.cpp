@@ -1,8 +1,9 @@
 // `stepwise serve --model DIR [--host 127.0.0.1] [--port 8000] [--attn-workers N] [--ffn-workers M]
-// [--micro-batches K] [--api-key KEY] [--max-queue N] ...`: the OpenAI-compatible server. It listens first (GET
-// /health answers 503 while the model loads), then serves; SIGTERM/SIGINT stop accepting, let running requests
-// finish (engine drain) and exit 0. `mpirun -np 2 stepwise serve ... --transport mpi`: rank 0 serves as above with
-// the FFN on rank 1, which runs only the FFN workers until rank 0's engine closes the link.
+// [--micro-batches K] [--device cpu|cuda] [--dtype bf16|fp32] [--api-key KEY] [--max-queue N] ...`: the
+// OpenAI-compatible server (--device cuda: the whole model on one GPU, serve/cuda/cuda_step_model.h). It listens
+// first (GET /health answers 503 while the model loads), then serves; SIGTERM/SIGINT stop accepting, let running
+// requests finish (engine drain) and exit 0. `mpirun -np 2 stepwise serve ... --transport mpi`: rank 0 serves as
+// above with the FFN on rank 1, which runs only the FFN workers until rank 0's engine closes the link.
 #include <signal.h>
 
 #include <atomic>
@@ -124,6 +125,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--micro-batches", args->engine.micro_batches, "AFD ping-pong micro-batches per step (default 3)");
   cmd->add_option("--transport", args->engine.transport,
                   "AFD transport: inproc | local | mpi (under mpirun -np 2; default inproc)");
+  cmd->add_option("--device", args->engine.device,
+                  "cpu (default: AFD over threads/MPI) or cuda (attention and FFN on one GPU; needs a CUDA build)");
+  cmd->add_option("--dtype", args->engine.dtype, "--device cuda: bf16 weights and activations (default) or fp32");
   cmd->add_option("--max-queue", args->engine.max_queue, "waiting requests at most; more get HTTP 429 (default 256)");
   cmd->add_option("--max-running", args->engine.max_running, "sequences in the running batch at most (default 64)");
   cmd->add_option("--max-model-len", args->engine.max_model_len, "context length (default: the model's)");

@@ -3,39 +3,19 @@
 // (rstd, lse), routing probabilities/weights, losses and parameter gradients are fp32 (S = float) in both modes.
 // Glossary: N tokens, C hidden, Q share_q_dim, H heads, D head_dim, F dense FFN, E experts, K top_k, R = N*K,
 // Fm expert FFN, Fs shared-expert FFN, V vocabulary.
-#include <string>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 
 #include "core/error.h"
 #include "cuda/ops_cuda.h"
+#include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"
-#include "model/layer_binding.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"   // Carver
 
 namespace stepwise {
 
 namespace {
-
-// A parameter's compute copy (T) and its fp32 gradient, both views into the state's arenas.
-template <class T>
-struct CudaWeight {
-  const T* w = nullptr;
-  float* g = nullptr;
-};
-
-template <class T>
-struct CudaLayerWeights {
-  bool moe = false;
-  int64_t moe_index = -1;
-  CudaWeight<T> input_norm, q_proj, k_proj, v_proj, inter_norm, wq, o_proj, post_norm;
-  CudaWeight<T> mlp_gate, mlp_up, mlp_down;               // dense: (F, C), (F, C), (C, F)
-  CudaWeight<T> router;                                   // MoE: (E, C)
-  CudaWeight<T> moe_gate, moe_up, moe_down;               // (E, Fm, C), (E, Fm, C), (E, C, Fm)
-  CudaWeight<T> share_gate, share_up, share_down;         // (Fs, C), (Fs, C), (C, Fs)
-};
 
 // One layer's saved forward tensors (device). The router's load and aux loss go to the state's output buffer.
 template <class T>
@@ -217,14 +197,11 @@ CudaPassT<T>::CudaPassT(Step3CudaState& s) : cfg_(s.cfg) {
     wbase = s.master.data();
   else
     wbase = s.weights_bf16.data();
-  std::unordered_map<std::string, const ParamSpec*> by_name;
-  for (const ParamSpec& p : s.specs) by_name[p.name] = &p;
-  auto ref = [&](const std::string& name) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) fail("Step3CudaModel: no parameter named ", name);
-    return CudaWeight<T>{wbase + it->second->offset, s.grad.data() + it->second->offset};
-  };
-  bind_decoder_weights(cfg_, ref, embed_, final_norm_, lm_head_, layers_);
+  CudaDecoderWeights<T> bound = bind_cuda_weights(cfg_, s.specs, wbase, s.grad.data());
+  embed_ = bound.embed;
+  final_norm_ = bound.final_norm;
+  lm_head_ = bound.lm_head;
+  layers_ = std::move(bound.layers);
 }
 
 template <class T>
