@@ -70,6 +70,14 @@ TEST(Pipeline, RunsEveryStageThenSkipsFinishedWorkAndReevaluatesOnChange) {
   const std::string report = read_file(out / "report.md");
   for (const char* row : {"| base | pretrain | 4 |", "| sft | sft | 4 |", "| dpo | dpo | 3 |"})
     EXPECT_NE(report.find(row), std::string::npos) << row << "\n" << report;
+  // held-out preference accuracy overall and per kind of rejected reply (the corpus labels each pair's `reason`)
+  const size_t header = report.find("| model | accuracy | margin |");
+  ASSERT_NE(header, std::string::npos) << report;
+  const std::string header_line = report.substr(header, report.find('\n', header) - header);
+  int kinds = 0;
+  for (const char* kind : {"wrong_fact", "unsafe", "evasive", "incomplete", "risky_advice"})
+    kinds += header_line.find(cat(" ", kind, " |")) != std::string::npos;
+  EXPECT_GE(kinds, 2) << header_line;
   EXPECT_NE(r.output.find("sft.yaml from " + (out / "base" / "checkpoint-4").string()), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("dpo.yaml from " + (out / "sft" / "checkpoint-4").string()), std::string::npos) << r.output;
   const fs::path mcq_report = out / "eval" / "sft" / "mcq" / "report.json";

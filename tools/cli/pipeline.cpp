@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "ckpt/checkpoint.h"
@@ -15,6 +17,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "core/svg_chart.h"
+#include "data/jsonl.h"
 #include "data/loaders.h"
 #include "data/token_shard.h"
 #include "data/tokenizer.h"
@@ -291,19 +294,36 @@ std::vector<eval::EvalReport> evaluate_stage(const PipelineConfig& c, const Stag
 
 // Held-out preference pairs under a model: the share of the last N pairs whose chosen reply has the higher mean
 // per-token log-probability (a tie counts 1/2), and the mean margin (chosen minus rejected mean log-probability, in
-// nats per token), which keeps showing a stage's effect once the accuracy saturates.
+// nats per token), which keeps showing a stage's effect once the accuracy saturates; and the accuracy per `reason`
+// label of the pairs (wrong_fact, unsafe, ... in the committed corpus), which shows what a stage learnt to tell apart.
 struct PreferenceScore {
   double accuracy = NAN;
   double margin = NAN;
+  std::map<std::string, double> by_reason;   // empty when the pairs carry no `reason`
 };
+
+// The `reason` of each held-out pair in shard order, or nothing when the records carry none.
+std::vector<std::string> held_out_reasons(const fs::path& pairs_file, SampleRange range, int64_t num_samples) {
+  const std::vector<nlohmann::json> records = jsonl_read(pairs_file);
+  if (static_cast<int64_t>(records.size()) != num_samples) return {};
+  std::vector<std::string> reasons;
+  bool any = false;
+  for (int64_t i = range.begin; i < range.end; ++i) {
+    const auto& r = records[static_cast<size_t>(i)];
+    reasons.push_back(r.contains("reason") && r["reason"].is_string() ? r["reason"].get<std::string>() : "");
+    any = any || !reasons.back().empty();
+  }
+  return any ? reasons : std::vector<std::string>{};
+}
 
 PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, const fs::path& tokenizer_dir) {
   const fs::path out = c.output_dir / "eval" / s.stage.name / "preference.json";
   const std::string source = result_stamp(s.checkpoint, c.preference, c.preference_pairs);
   if (fs::exists(out)) {
     nlohmann::json j = nlohmann::json::parse(read_file(out));
-    if (j.value("source", std::string()) == source && j.contains("margin"))
-      return {j.at("accuracy").get<double>(), j.at("margin").get<double>()};
+    if (j.value("source", std::string()) == source && j.contains("by_reason"))
+      return {j.at("accuracy").get<double>(), j.at("margin").get<double>(),
+              j.at("by_reason").get<std::map<std::string, double>>()};
   }
   Tokenizer tok = Tokenizer::load(tokenizer_dir);
   Step3Model<float> model(Step3Config::load(s.checkpoint), ModelOptions{}, false);
@@ -316,6 +336,8 @@ PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, 
   lo.repeat = false;
   lo.range = eval_range;
   PreferenceLoader loader(shard, tok, lo);
+  const std::vector<std::string> reasons = held_out_reasons(c.preference, eval_range, shard->num_samples());
+  std::map<std::string, std::pair<double, int64_t>> reason_wins;   // reason -> (wins, pairs)
   std::vector<PreferenceExample> examples;
   double wins = 0, margin_sum = 0;
   int64_t pairs = 0;
@@ -327,16 +349,23 @@ PreferenceScore preference_score(const PipelineConfig& c, const StageResult& s, 
     for (size_t i = 0; i < n; ++i) {
       const double chosen = lp.sum[i] / std::max<int64_t>(1, lp.count[i]);
       const double rejected = lp.sum[n + i] / std::max<int64_t>(1, lp.count[n + i]);
-      wins += chosen > rejected ? 1.0 : chosen == rejected ? 0.5 : 0.0;
+      const double win = chosen > rejected ? 1.0 : chosen == rejected ? 0.5 : 0.0;
+      wins += win;
       margin_sum += chosen - rejected;
+      if (static_cast<size_t>(pairs) < reasons.size() && !reasons[static_cast<size_t>(pairs)].empty()) {
+        auto& [w, n] = reason_wins[reasons[static_cast<size_t>(pairs)]];
+        w += win;
+        ++n;
+      }
       ++pairs;
     }
   }
   PreferenceScore score;
   score.accuracy = pairs ? wins / pairs : 0.0;
   score.margin = pairs ? margin_sum / pairs : 0.0;
-  write_file_atomic(out, nlohmann::json{{"source", source}, {"pairs", pairs},
-                                        {"accuracy", score.accuracy}, {"margin", score.margin}}.dump(2));
+  for (const auto& [reason, wn] : reason_wins) score.by_reason[reason] = wn.first / static_cast<double>(wn.second);
+  write_file_atomic(out, nlohmann::json{{"source", source}, {"pairs", pairs}, {"accuracy", score.accuracy},
+                                        {"margin", score.margin}, {"by_reason", score.by_reason}}.dump(2));
   return score;
 }
 
@@ -427,9 +456,23 @@ fs::path run_pipeline(const PipelineConfig& c) {
   if (!c.preference.empty()) {
     md << "\n## Held-out preference pairs\n\nShare of the last " << c.preference_pairs << " pairs of `"
        << c.preference.string() << "` whose chosen reply has the higher mean token log-probability, and the mean margin "
-       << "(chosen minus rejected mean log-probability, nats per token).\n\n| model | accuracy | margin |\n|---|---|---|\n";
-    for (size_t m = 0; m < names.size(); ++m)
-      md << "| " << names[m] << " | " << fmt(pref[m].accuracy) << " | " << fmt(pref[m].margin) << " |\n";
+       << "(chosen minus rejected mean log-probability, nats per token); then the accuracy per kind of rejected reply."
+       << "\n\n| model | accuracy | margin |";
+    std::set<std::string> kinds;
+    for (const PreferenceScore& p : pref)
+      for (const auto& [reason, unused] : p.by_reason) kinds.insert(reason);
+    for (const std::string& k : kinds) md << " " << k << " |";
+    md << "\n|---|---|---|";
+    for (size_t i = 0; i < kinds.size(); ++i) md << "---|";
+    md << "\n";
+    for (size_t m = 0; m < names.size(); ++m) {
+      md << "| " << names[m] << " | " << fmt(pref[m].accuracy) << " | " << fmt(pref[m].margin) << " |";
+      for (const std::string& k : kinds) {
+        const auto it = pref[m].by_reason.find(k);
+        md << " " << (it == pref[m].by_reason.end() ? "-" : fmt(it->second)) << " |";
+      }
+      md << "\n";
+    }
     add_group("preference acc", [&](size_t m) { return pref[m].accuracy; });
   }
   md << "\n![results](report.svg)\n";
