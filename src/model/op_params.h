@@ -1,4 +1,4 @@
-// Builders of the op params the decoder fills most often (linear, RMSNorm), shared by the CPU model (TensorRef
+// Builders of the op params the decoder fills most often (linear, RMSNorm, SwiGLU), shared by the CPU model (TensorRef
 // handles) and the CUDA model (CudaWeight handles): a handle has `.w` (weight) and `.g` (gradient, whose element type
 // is the params' S).
 #pragma once
@@ -37,6 +37,18 @@ RmsNormParams<T, S> rmsnorm_params(T* out, S* rstd, const T* inp, const Handle& 
   p.N = N;
   p.C = C;
   p.eps = static_cast<S>(eps);
+  return p;
+}
+
+// out (N, F) = silu(gate) * up; the caller sets gradient fields for backward.
+template <class T>
+SwigluParams<T> swiglu_params(T* out, const T* gate, const T* up, int64_t N, int64_t F) {
+  SwigluParams<T> p;
+  p.out = out;
+  p.gate = gate;
+  p.up = up;
+  p.N = N;
+  p.F = F;
   return p;
 }
 

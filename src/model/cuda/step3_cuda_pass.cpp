@@ -70,17 +70,6 @@ struct CudaGradScratch {
   T* dhf = nullptr;                                      // (N, C)
 };
 
-template <class T>
-SwigluParams<T> swiglu(T* out, const T* gate, const T* up, int64_t N, int64_t F) {
-  SwigluParams<T> p;
-  p.out = out;
-  p.gate = gate;
-  p.up = up;
-  p.N = N;
-  p.F = F;
-  return p;
-}
-
 // RoPE on q (N, H, D) and the shared k (N, 1, D) at positions pos: forward rotates in place; backward rotates the
 // gradients dq, dk back in place.
 template <class T>
@@ -396,7 +385,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
     const int64_t F = cfg_.intermediate_size;
     cuda::linear_forward(linear_params(a.gate, a.h2, lw.mlp_gate, N, C, F), st);
     cuda::linear_forward(linear_params(a.up, a.h2, lw.mlp_up, N, C, F), st);
-    cuda::swiglu_forward(swiglu(a.act, a.gate, a.up, N, F), st);
+    cuda::swiglu_forward(swiglu_params(a.act, a.gate, a.up, N, F), st);
     cuda::linear_forward(linear_params(tmp_, a.act, lw.mlp_down, N, F, C), st);
     cuda::add_inplace(x_out, static_cast<const T*>(tmp_), N * C, st);
     return;
@@ -440,7 +429,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   g.out = a.up_p;
   g.weight = lw.moe_up.w;
   cuda::grouped_linear_forward(g, st);
-  cuda::swiglu_forward(swiglu(a.act_p, a.gate_p, a.up_p, R, Fm), st);
+  cuda::swiglu_forward(swiglu_params(a.act_p, a.gate_p, a.up_p, R, Fm), st);
   g.inp = a.act_p;
   g.I = Fm;
   g.O = C;
@@ -458,7 +447,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   // shared expert
   cuda::linear_forward(linear_params(a.s_gate, a.h2, lw.share_gate, N, C, Fs), st);
   cuda::linear_forward(linear_params(a.s_up, a.h2, lw.share_up, N, C, Fs), st);
-  cuda::swiglu_forward(swiglu(a.s_act, a.s_gate, a.s_up, N, Fs), st);
+  cuda::swiglu_forward(swiglu_params(a.s_act, a.s_gate, a.s_up, N, Fs), st);
   cuda::linear_forward(linear_params(tmp_, a.s_act, lw.share_down, N, Fs, C), st);
   cuda::add_inplace(x_out, static_cast<const T*>(tmp_), N * C, st);
 }

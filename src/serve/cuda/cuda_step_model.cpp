@@ -89,17 +89,6 @@ constexpr cuda::GemmType gemm_type() {
   return std::is_same_v<T, float> ? cuda::GemmType::f32 : cuda::GemmType::bf16;
 }
 
-template <class T>
-SwigluParams<T> swiglu_params(T* out, const T* gate, const T* up, int64_t N, int64_t F) {
-  SwigluParams<T> p;
-  p.out = out;
-  p.gate = gate;
-  p.up = up;
-  p.N = N;
-  p.F = F;
-  return p;
-}
-
 // Scratch of one step over at most N token rows and R logit rows, reused by every layer.
 template <class T>
 struct StepActs {
