@@ -10,6 +10,7 @@
 #include "cuda/ops_cuda.h"
 #include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"
+#include "model/cuda/moe_ffn_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"   // Carver
 
@@ -391,7 +392,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
     return;
   }
 
-  const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k, R = N * K;
+  const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k;
   const int64_t Fm = cfg_.moe_intermediate_size, Fs = cfg_.share_expert_dim;
   // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
   cuda::linear_forward(linear_params(a.logits, a.h2, lw.router, N, C, E), st);
@@ -409,47 +410,8 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   rp.renormalize = cfg_.norm_expert_weight;
   rp.aux_coef = s.opts.aux_loss_coef;
   cuda::router_forward(rp, st);
-  // routed experts over the permuted rows
-  cuda::route_plan_build(a.plan, st);
-  PermuteParams<T> pp;
-  pp.xp = a.xp;
-  pp.x = a.h2;
-  pp.plan = &a.plan;
-  pp.C = C;
-  cuda::permute_forward(pp, st);
-  GroupedLinearParams<T, float> g;
-  g.offsets = a.plan.offsets;
-  g.E = E;
-  g.inp = a.xp;
-  g.I = C;
-  g.O = Fm;
-  g.out = a.gate_p;
-  g.weight = lw.moe_gate.w;
-  cuda::grouped_linear_forward(g, st);
-  g.out = a.up_p;
-  g.weight = lw.moe_up.w;
-  cuda::grouped_linear_forward(g, st);
-  cuda::swiglu_forward(swiglu_params(a.act_p, a.gate_p, a.up_p, R, Fm), st);
-  g.inp = a.act_p;
-  g.I = Fm;
-  g.O = C;
-  g.out = a.yp;
-  g.weight = lw.moe_down.w;
-  cuda::grouped_linear_forward(g, st);
-  CombineParams<T, float> cp;
-  cp.y = x_out;
-  cp.yp = a.yp;
-  cp.weights = a.weights;
-  cp.plan = &a.plan;
-  cp.C = C;
-  cp.accumulate_y = true;
-  cuda::combine_forward(cp, st);
-  // shared expert
-  cuda::linear_forward(linear_params(a.s_gate, a.h2, lw.share_gate, N, C, Fs), st);
-  cuda::linear_forward(linear_params(a.s_up, a.h2, lw.share_up, N, C, Fs), st);
-  cuda::swiglu_forward(swiglu_params(a.s_act, a.s_gate, a.s_up, N, Fs), st);
-  cuda::linear_forward(linear_params(tmp_, a.s_act, lw.share_down, N, Fs, C), st);
-  cuda::add_inplace(x_out, static_cast<const T*>(tmp_), N * C, st);
+  // routed experts over the permuted rows, then the shared expert
+  moe_ffn_forward(lw, a.plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers<T>(a, tmp_), N, C, Fm, Fs, st);
 }
 
 template <class T>

@@ -13,6 +13,7 @@
 #include "cuda/ops_cuda.h"
 #include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"   // PinnedBuffer
+#include "model/cuda/moe_ffn_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"        // Carver
 #include "serve/cuda/kv_write.h"
@@ -353,7 +354,7 @@ void CudaStepModelT<T>::ffn(int64_t layer, int64_t N) {
     return;
   }
   const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k, Fm = cfg_.moe_intermediate_size;
-  const int64_t Fs = cfg_.share_expert_dim, NK = N * K;
+  const int64_t Fs = cfg_.share_expert_dim;
   cuda::linear_forward(linear_params(a.router_logits, h, lw.router, N, C, E), st);
   RouterParams<T, float> rp;
   rp.probs = a.probs;
@@ -372,47 +373,7 @@ void CudaStepModelT<T>::ffn(int64_t layer, int64_t N) {
   plan.N = N;
   plan.E = E;
   plan.K = K;
-  cuda::route_plan_build(plan, st);
-  PermuteParams<T> pp;
-  pp.xp = a.xp;
-  pp.x = h;
-  pp.plan = &plan;
-  pp.C = C;
-  cuda::permute_forward(pp, st);
-  GroupedLinearParams<T, float> g;
-  g.offsets = plan.offsets;
-  g.E = E;
-  g.inp = a.xp;
-  g.I = C;
-  g.O = Fm;
-  g.out = a.gate_p;
-  g.weight = lw.moe_gate.w;
-  cuda::grouped_linear_forward(g, st);
-  g.out = a.up_p;
-  g.weight = lw.moe_up.w;
-  cuda::grouped_linear_forward(g, st);
-  cuda::swiglu_forward(swiglu_params(a.act_p, static_cast<const T*>(a.gate_p), static_cast<const T*>(a.up_p), NK, Fm),
-                       st);
-  g.inp = a.act_p;
-  g.I = Fm;
-  g.O = C;
-  g.out = a.yp;
-  g.weight = lw.moe_down.w;
-  cuda::grouped_linear_forward(g, st);
-  CombineParams<T, float> cp;
-  cp.y = a.x;
-  cp.yp = a.yp;
-  cp.weights = a.weights;
-  cp.plan = &plan;
-  cp.C = C;
-  cp.accumulate_y = true;
-  cuda::combine_forward(cp, st);
-  cuda::linear_forward(linear_params(a.s_gate, h, lw.share_gate, N, C, Fs), st);
-  cuda::linear_forward(linear_params(a.s_up, h, lw.share_up, N, C, Fs), st);
-  cuda::swiglu_forward(swiglu_params(a.s_act, static_cast<const T*>(a.s_gate), static_cast<const T*>(a.s_up), N, Fs),
-                       st);
-  cuda::linear_forward(linear_params(a.tmp, static_cast<const T*>(a.s_act), lw.share_down, N, Fs, C), st);
-  cuda::add_inplace(a.x, static_cast<const T*>(a.tmp), N * C, st);
+  moe_ffn_forward(lw, plan, static_cast<const T*>(h), a.x, moe_ffn_buffers<T>(a, a.tmp), N, C, Fm, Fs, st);
 }
 
 template <class T>
