@@ -95,15 +95,10 @@ void rope_qk(T* q, T* k, const int32_t* pos, int64_t N, int64_t H, int64_t D, do
 template <class T>
 void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t I,
                  int64_t O, cudaStream_t stream) {
-  LinearParams<T, float> p;
-  p.inp = inp;
-  p.weight = w.w;
+  LinearParams<T, float> p = linear_params(static_cast<T*>(nullptr), inp, w, N, I, O);
   p.dinp = dinp;
   p.dweight = w.g;
   p.dout = dout;
-  p.N = N;
-  p.I = I;
-  p.O = O;
   p.accumulate_dinp = accumulate;
   cuda::linear_backward(p, stream);
 }
@@ -111,16 +106,10 @@ void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const Cu
 template <class T>
 void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, float* rstd, const CudaWeight<T>& w,
                   int64_t N, int64_t C, double eps, cudaStream_t stream) {
-  RmsNormParams<T, float> p;
-  p.inp = inp;
-  p.rstd = rstd;   // read-only in backward
-  p.weight = w.w;
+  RmsNormParams<T, float> p = rmsnorm_params(static_cast<T*>(nullptr), rstd, inp, w, N, C, eps);   // rstd: read
   p.dinp = dinp;
   p.dweight = w.g;
   p.dout = dout;
-  p.N = N;
-  p.C = C;
-  p.eps = static_cast<float>(eps);
   p.accumulate_dinp = accumulate;
   cuda::rmsnorm_backward(p, stream);
 }
@@ -128,14 +117,10 @@ void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, float* 
 template <class T>
 void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F,
                  cudaStream_t stream) {
-  SwigluParams<T> p;
-  p.gate = gate;
-  p.up = up;
+  SwigluParams<T> p = swiglu_params(static_cast<T*>(nullptr), gate, up, N, F);
   p.dgate = dgate;
   p.dup = dup;
   p.dout = dout;
-  p.N = N;
-  p.F = F;
   cuda::swiglu_backward(p, stream);
 }
 
