@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "serve/afd/attention_worker.h"
+#include "serve/afd/ffn_worker.h"
 #include "serve/decode_bench.h"
 #include "serve/kv_pool.h"
 #include "serve_fixture.h"
@@ -105,6 +108,65 @@ TEST_F(Fixture, AfdMicroBatchesEqualNoDisaggregation) {
   }
   for (size_t r = 1; r < runs.size(); ++r)
     for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(runs[r][i].tokens, runs[0][i].tokens) << "run " << r;
+}
+
+// An in-process transport whose FFN side answers its first work item with an error, and counts what it sent.
+class FirstResultFailsTransport : public InprocTransport {
+ public:
+  void send_result(FfnResult r) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (sent_++ == 0) {
+        r.out.clear();
+        r.error = "injected FFN failure";
+      }
+    }
+    cv_.notify_all();
+    InprocTransport::send_result(std::move(r));
+  }
+  void wait_sent(int64_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return sent_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t sent_ = 0;
+};
+
+TEST_F(Fixture, AfdLateResultsOfAFailedStepAreNotTakenByTheNextStep) {
+  Step3Model<float>& model = *served->model;
+  const Step3Config& cfg = model.config();
+  const std::vector<int32_t> a = test_prompt(served->tokenizer, 1), b = test_prompt(served->tokenizer, 2);
+  const int64_t n = static_cast<int64_t>(std::min(a.size(), b.size()));
+  KvPool pool(64, 4, cfg.num_hidden_layers, cfg.head_dim);
+  std::vector<int32_t> blocks[4];
+  for (auto& bl : blocks) bl = pool.allocate(pool.blocks_for(n));
+
+  // the reference: the second step's inputs with the FFN inline
+  AfdStats ref_stats(cfg.num_hidden_layers);
+  AttentionWorker inline_worker(model, pool, nullptr, 2, ref_stats);
+  const std::vector<float> ref =
+      inline_worker.forward({StepSeq{b.data(), n, 0, &blocks[0], false}, StepSeq{a.data(), n, 0, &blocks[1], false}});
+
+  FirstResultFailsTransport transport;
+  AfdStats stats(cfg.num_hidden_layers);
+  {
+    FfnWorker ffn(model, transport, stats);
+    AttentionWorker worker(model, pool, &transport, 2, stats);
+    // step 1: micro-batch 0's layer-0 result is an error, so the step fails while micro-batch 1's is in flight
+    EXPECT_THROW(
+        worker.forward({StepSeq{a.data(), n, 0, &blocks[2], false}, StepSeq{b.data(), n, 0, &blocks[3], false}}),
+        Error);
+    transport.wait_sent(2);   // the late result of step 1 now waits in the queue
+    // step 2 with other inputs: micro-batch 1 must get its own layer-0 result, not step 1's
+    const std::vector<float> got =
+        worker.forward({StepSeq{b.data(), n, 0, &blocks[2], false}, StepSeq{a.data(), n, 0, &blocks[3], false}});
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-5 * std::max(1.0f, std::abs(ref[i]))) << i;
+    transport.close();
+  }
 }
 
 TEST_F(Fixture, ManyConcurrentRequestsEqualSoloRuns) {

@@ -63,6 +63,7 @@ void AttentionWorker::ffn_dispatch(int64_t layer, int64_t index, MicroBatch& mb)
     return;
   }
   FfnWork w;
+  w.step = step_;
   w.layer = layer;
   w.micro_batch = index;
   w.n = mb.n;
@@ -86,6 +87,7 @@ void AttentionWorker::ffn_collect(int64_t layer, int64_t index, MicroBatch& mb) 
       const auto t0 = std::chrono::steady_clock::now();
       for (;;) {
         FfnResult r = transport_->recv_result();
+        if (r.step != step_) continue;   // a late answer to a step that failed: nobody waits for it any more
         if (match(r)) {
           got = std::move(r);
           break;
@@ -158,6 +160,7 @@ std::vector<float> AttentionWorker::forward(const std::vector<StepSeq>& seqs) {
   }
 
   // ping-pong: layer l of micro-batch i waits only for layer l-1 of the same micro-batch
+  ++step_;
   early_.clear();
   for (int64_t l = 0; l < L; ++l)
     for (int64_t i = 0; i < m; ++i) {

@@ -42,7 +42,8 @@ class AttentionWorker {
   Transport* transport_;
   int64_t micro_batches_;
   AfdStats& stats_;
-  std::vector<FfnResult> early_;   // results that arrived before they were waited for
+  int64_t step_ = 0;                // this step's number, sent with its FFN work
+  std::vector<FfnResult> early_;   // results of this step that arrived before they were waited for
 };
 
 }  // namespace stepwise

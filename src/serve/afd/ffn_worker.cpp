@@ -29,6 +29,7 @@ void FfnWorker::run() {
     if (!work) return;
     stats_.add_ffn_wait(work->layer, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     FfnResult r;
+    r.step = work->step;
     r.layer = work->layer;
     r.micro_batch = work->micro_batch;
     r.n = work->n;

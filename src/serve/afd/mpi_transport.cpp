@@ -1,5 +1,5 @@
 // MpiSession, MpiTransport and the FFN rank's main loop. Wire format, per message on one tag (work: rank 0 -> 1,
-// results: rank 1 -> 0), in order: a header of 8 int64 {kind, layer, micro_batch, n, a, b, c, 0}, then one message per
+// results: rank 1 -> 0), in order: a header of 8 int64 {kind, layer, micro_batch, n, a, b, c, step}, then one message per
 // non-empty payload array. A per-direction send mutex keeps a header and its payload adjacent, and MPI's
 // non-overtaking rule (same source, tag and communicator) keeps them in order at the receiver.
 //   work      a = hidden floats (n*C), b = ids int32 (n*K or 0), c = weights floats (n*K or 0)
@@ -42,7 +42,7 @@ constexpr int kResultTag = 4102;   // FFN rank -> attention rank
 enum Kind : int64_t { kWork = 1, kResult = 2, kReady = 3, kClose = 4, kCloseAck = 5 };
 
 struct Header {
-  int64_t kind = 0, layer = 0, micro_batch = 0, n = 0, a = 0, b = 0, c = 0, reserved = 0;
+  int64_t kind = 0, layer = 0, micro_batch = 0, n = 0, a = 0, b = 0, c = 0, step = 0;
 };
 constexpr int kHeaderWords = 8;
 static_assert(sizeof(Header) == kHeaderWords * sizeof(int64_t));
@@ -234,6 +234,7 @@ void MpiTransport::Impl::receive_loop_body() {
     const Header h = link->recv_header(tag);
     if (role == Role::ffn && h.kind == kWork) {
       FfnWork w;
+      w.step = h.step;
       w.layer = h.layer;
       w.micro_batch = h.micro_batch;
       w.n = h.n;
@@ -247,6 +248,7 @@ void MpiTransport::Impl::receive_loop_body() {
       return;
     } else if (role == Role::attention && h.kind == kResult) {
       FfnResult r;
+      r.step = h.step;
       r.layer = h.layer;
       r.micro_batch = h.micro_batch;
       r.n = h.n;
@@ -303,6 +305,7 @@ void MpiTransport::send_work(FfnWork work) {
   if (im.closed) fail("MpiTransport::send_work after close");
   Header h;
   h.kind = kWork;
+  h.step = work.step;
   h.layer = work.layer;
   h.micro_batch = work.micro_batch;
   h.n = work.n;
@@ -339,6 +342,7 @@ void MpiTransport::send_result(FfnResult result) {
   if (im.role != Role::ffn) fail("MpiTransport::send_result is an FFN-side call");
   Header h;
   h.kind = kResult;
+  h.step = result.step;
   h.layer = result.layer;
   h.micro_batch = result.micro_batch;
   h.n = result.n;
@@ -406,6 +410,7 @@ void run_mpi_ffn_rank(const fs::path& model_dir, int64_t ffn_workers) {
     // rank 0 fails its start on this report; answer anything it may still send, then wait for its close
     while (std::optional<FfnWork> w = transport.recv_work()) {
       FfnResult r;
+      r.step = w->step;
       r.layer = w->layer;
       r.micro_batch = w->micro_batch;
       r.n = w->n;

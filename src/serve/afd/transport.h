@@ -14,6 +14,7 @@
 namespace stepwise {
 
 struct FfnWork {
+  int64_t step = 0;              // the attention side's step number: a result carries it back
   int64_t layer = 0, micro_batch = 0, n = 0;
   std::vector<float> hidden;     // (n, C) post_attention_layernorm output
   std::vector<int32_t> ids;      // (n, K) routed experts; empty on dense layers
@@ -21,6 +22,7 @@ struct FfnWork {
 };
 
 struct FfnResult {
+  int64_t step = 0;              // the step of the work it answers (results of an earlier, failed step are dropped)
   int64_t layer = 0, micro_batch = 0, n = 0;
   std::vector<float> out;        // (n, C) FFN output (added to the residual stream by the attention side)
   std::string error;             // non-empty when the FFN side failed on this work
