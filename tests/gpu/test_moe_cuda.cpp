@@ -164,8 +164,11 @@ struct HostPlan {
   std::vector<int32_t> row_token, row_of_slot;
 };
 
+// The row arrays hold at least one element: with N*K = 0 an empty vector's data() is null, which the CPU oracle
+// rejects.
 HostPlan cpu_plan(const std::vector<int32_t>& idx, int64_t N, int64_t E, int64_t K) {
-  HostPlan h{std::vector<int64_t>(E + 1), std::vector<int32_t>(N * K), std::vector<int32_t>(N * K)};
+  const int64_t rows = std::max<int64_t>(N * K, 1);
+  HostPlan h{std::vector<int64_t>(E + 1), std::vector<int32_t>(rows), std::vector<int32_t>(rows)};
   RoutePlan p;
   p.offsets = h.offsets.data(), p.row_token = h.row_token.data(), p.row_of_slot = h.row_of_slot.data();
   p.idx = idx.data(), p.N = N, p.E = E, p.K = K;
