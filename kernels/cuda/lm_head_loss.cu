@@ -24,7 +24,8 @@ constexpr GemmType gemm_type() {
 }
 
 // Device scratch allocated on the stream (cudaMallocAsync) and released on it when the op returns or throws, so the
-// host never waits; the pool keeps the memory for the next call.
+// host never waits. The default pool (release threshold 0) hands idle memory back at the next synchronisation, so a
+// call after a sync maps its scratch again (cheap next to the GEMMs); back-to-back calls reuse it.
 class StreamScratch {
  public:
   StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
