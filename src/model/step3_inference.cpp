@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 #include "ops.h"
+#include "model/cpu_backend.h"
+#include "model/moe_ffn_forward.h"
+#include "model/op_params.h"
 #include "model/step3_model_impl.h"
 
 namespace stepwise {
@@ -126,24 +129,10 @@ std::vector<T> Step3Model<T>::infer(const std::vector<InferSeq<T>>& seqs, bool a
   const int64_t M = static_cast<int64_t>(rows.size());
   for (int64_t i = 0; i < M; ++i)   // gather the requested rows into x1
     std::memcpy(x1 + i * C, x0 + rows[static_cast<size_t>(i)] * C, sizeof(T) * static_cast<size_t>(C));
-  RmsNormParams<T> np;
-  np.out = tmp;
-  np.rstd = dense_acts.rstd1;   // scratch (N >= M)
-  np.inp = x1;
-  np.weight = s.final_norm.w;
-  np.N = M;
-  np.C = C;
-  np.eps = static_cast<T>(s.cfg.rms_norm_eps);
-  cpu::rmsnorm_forward(np);
+  cpu::rmsnorm_forward(rmsnorm_params(tmp, dense_acts.rstd1, static_cast<const T*>(x1), s.final_norm, M, C,
+                                      s.cfg.rms_norm_eps));   // rstd1: scratch (N >= M)
   std::vector<T> logits(static_cast<size_t>(M * V));
-  LinearParams<T> hp;
-  hp.out = logits.data();
-  hp.inp = tmp;
-  hp.weight = s.lm_head.w;
-  hp.N = M;
-  hp.I = C;
-  hp.O = V;
-  cpu::linear_forward(hp);
+  cpu::linear_forward(linear_params(logits.data(), static_cast<const T*>(tmp), s.lm_head, M, C, V));
   return logits;
 }
 
@@ -188,13 +177,8 @@ void swiglu_mlp(T* out, const T* h, const T* wg, const T* wu, const T* wd, int64
   std::vector<T> gate(static_cast<size_t>(N * F)), up(static_cast<size_t>(N * F)), act(static_cast<size_t>(N * F));
   linear_rows(gate.data(), h, wg, N, C, F);
   linear_rows(up.data(), h, wu, N, C, F);
-  SwigluParams<T> sw;
-  sw.out = act.data();
-  sw.gate = gate.data();
-  sw.up = up.data();
-  sw.N = N;
-  sw.F = F;
-  cpu::swiglu_forward(sw);
+  cpu::swiglu_forward(swiglu_params(act.data(), static_cast<const T*>(gate.data()), static_cast<const T*>(up.data()),
+                                    N, F));
   linear_rows(out, act.data(), wd, N, F, C);
 }
 
@@ -292,8 +276,7 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
   if (!ids || !weights) fail("Step3Model::infer_ffn: MoE layer ", layer, " needs routing ids and weights");
   for (int64_t i = 0; i < R; ++i)
     if (ids[i] < 0 || ids[i] >= E) fail("Step3Model::infer_ffn: expert id ", ids[i], " outside [0, ", E, ")");
-  // shared expert into out, routed experts added
-  swiglu_mlp(out, h, lw.share_gate.w, lw.share_up.w, lw.share_down.w, n, C, s.cfg.share_expert_dim);
+  const int64_t Fs = s.cfg.share_expert_dim;
   std::vector<int64_t> offsets(static_cast<size_t>(E + 1));
   std::vector<int32_t> row_token(static_cast<size_t>(R)), row_of_slot(static_cast<size_t>(R));
   RoutePlan plan;
@@ -304,48 +287,23 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
   plan.N = n;
   plan.E = E;
   plan.K = K;
-  cpu::route_plan_build(plan);
-  std::vector<T> xp(static_cast<size_t>(R * C)), gate(static_cast<size_t>(R * Fm)), up(static_cast<size_t>(R * Fm));
-  std::vector<T> act(static_cast<size_t>(R * Fm)), yp(static_cast<size_t>(R * C));
-  PermuteParams<T> pp;
-  pp.xp = xp.data();
-  pp.x = h;
-  pp.plan = &plan;
-  pp.C = C;
-  cpu::permute_forward(pp);
-  GroupedLinearParams<T> g;
-  g.offsets = offsets.data();
-  g.E = E;
-  g.inp = xp.data();
-  g.I = C;
-  g.O = Fm;
-  g.out = gate.data();
-  g.weight = lw.moe_gate.w;
-  cpu::grouped_linear_forward(g);
-  g.out = up.data();
-  g.weight = lw.moe_up.w;
-  cpu::grouped_linear_forward(g);
-  SwigluParams<T> sw;
-  sw.out = act.data();
-  sw.gate = gate.data();
-  sw.up = up.data();
-  sw.N = R;
-  sw.F = Fm;
-  cpu::swiglu_forward(sw);
-  g.inp = act.data();
-  g.I = Fm;
-  g.O = C;
-  g.out = yp.data();
-  g.weight = lw.moe_down.w;
-  cpu::grouped_linear_forward(g);
-  CombineParams<T> cp;
-  cp.y = out;
-  cp.yp = yp.data();
-  cp.weights = weights;
-  cp.plan = &plan;
-  cp.C = C;
-  cp.accumulate_y = true;
-  cpu::combine_forward(cp);
+  std::vector<T> xp(static_cast<size_t>(R * C)), yp(static_cast<size_t>(R * C));
+  std::vector<T> gate(static_cast<size_t>(R * Fm)), up(static_cast<size_t>(R * Fm)), act(static_cast<size_t>(R * Fm));
+  std::vector<T> s_gate(static_cast<size_t>(n * Fs)), s_up(static_cast<size_t>(n * Fs)), s_act(static_cast<size_t>(n * Fs));
+  std::vector<T> tmp(static_cast<size_t>(n * C));
+  MoeFfnBuffers<T, T> b;
+  b.xp = xp.data();
+  b.yp = yp.data();
+  b.gate_p = gate.data();
+  b.up_p = up.data();
+  b.act_p = act.data();
+  b.s_gate = s_gate.data();
+  b.s_up = s_up.data();
+  b.s_act = s_act.data();
+  b.tmp = tmp.data();
+  b.weights = weights;
+  std::fill(out, out + n * C, T(0));
+  moe_ffn_forward(CpuBackend{}, lw, plan, h, out, b, C, Fm, Fs);
 }
 
 template <class T>

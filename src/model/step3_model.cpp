@@ -6,7 +6,9 @@
 
 #include "core/error.h"
 #include "ops.h"
+#include "model/cpu_backend.h"
 #include "model/layer_binding.h"
+#include "model/moe_ffn_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"
 
@@ -124,19 +126,13 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
     const int64_t F = cfg.intermediate_size;
     cpu::linear_forward(linear_params(a.gate, a.h2, lw.mlp_gate, N, C, F));
     cpu::linear_forward(linear_params(a.up, a.h2, lw.mlp_up, N, C, F));
-    SwigluParams<T> sw;
-    sw.out = a.act;
-    sw.gate = a.gate;
-    sw.up = a.up;
-    sw.N = N;
-    sw.F = F;
-    cpu::swiglu_forward(sw);
+    cpu::swiglu_forward(swiglu_params(a.act, static_cast<const T*>(a.gate), static_cast<const T*>(a.up), N, F));
     cpu::linear_forward(linear_params(tmp_buf, a.act, lw.mlp_down, N, F, C));
     cpu::add_inplace(x_out, tmp_buf, N * C);
     return;
   }
 
-  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
+  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k;
   const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
   // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
   cpu::linear_forward(linear_params(a.logits, a.h2, lw.router, N, C, E));
@@ -158,66 +154,9 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
     auto& load = expert_load[static_cast<size_t>(lw.moe_index)];
     for (int64_t e = 0; e < E; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
   }
-  // routed experts over the permuted rows
-  RoutePlan plan;
-  plan.offsets = a.offsets;
-  plan.row_token = a.row_token;
-  plan.row_of_slot = a.row_of_slot;
-  plan.idx = a.idx;
-  plan.N = N;
-  plan.E = E;
-  plan.K = K;
-  cpu::route_plan_build(plan);
-  PermuteParams<T> pp;
-  pp.xp = a.xp;
-  pp.x = a.h2;
-  pp.plan = &plan;
-  pp.C = C;
-  cpu::permute_forward(pp);
-  GroupedLinearParams<T> g;
-  g.offsets = a.offsets;
-  g.E = E;
-  g.inp = a.xp;
-  g.I = C;
-  g.O = Fm;
-  g.out = a.gate_p;
-  g.weight = lw.moe_gate.w;
-  cpu::grouped_linear_forward(g);
-  g.out = a.up_p;
-  g.weight = lw.moe_up.w;
-  cpu::grouped_linear_forward(g);
-  SwigluParams<T> sw;
-  sw.out = a.act_p;
-  sw.gate = a.gate_p;
-  sw.up = a.up_p;
-  sw.N = R;
-  sw.F = Fm;
-  cpu::swiglu_forward(sw);
-  g.inp = a.act_p;
-  g.I = Fm;
-  g.O = C;
-  g.out = a.yp;
-  g.weight = lw.moe_down.w;
-  cpu::grouped_linear_forward(g);
-  CombineParams<T> cp;
-  cp.y = x_out;
-  cp.yp = a.yp;
-  cp.weights = a.weights;
-  cp.plan = &plan;
-  cp.C = C;
-  cp.accumulate_y = true;
-  cpu::combine_forward(cp);
-  // shared expert
-  cpu::linear_forward(linear_params(a.s_gate, a.h2, lw.share_gate, N, C, Fs));
-  cpu::linear_forward(linear_params(a.s_up, a.h2, lw.share_up, N, C, Fs));
-  sw.out = a.s_act;
-  sw.gate = a.s_gate;
-  sw.up = a.s_up;
-  sw.N = N;
-  sw.F = Fs;
-  cpu::swiglu_forward(sw);
-  cpu::linear_forward(linear_params(tmp_buf, a.s_act, lw.share_down, N, Fs, C));
-  cpu::add_inplace(x_out, tmp_buf, N * C);
+  // routed experts over the permuted rows, then the shared expert
+  const RoutePlan plan = route_plan_of(a, N, E, K);
+  moe_ffn_forward(CpuBackend{}, lw, plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers(a, tmp_buf), C, Fm, Fs);
 }
 
 // Backward of linear_forward(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp.
@@ -287,14 +226,7 @@ void Step3ModelState<T>::ffn_backward(const LayerWeights<T>& lw, const LayerActs
     linear_back(gs.dh, false, gs.dgate_s, a.h2, lw.share_gate, N, C, Fs);
     linear_back(gs.dh, true, gs.dup_s, a.h2, lw.share_up, N, C, Fs);
     // routed experts
-    RoutePlan plan;
-    plan.offsets = a.offsets;
-    plan.row_token = a.row_token;
-    plan.row_of_slot = a.row_of_slot;
-    plan.idx = a.idx;
-    plan.N = N;
-    plan.E = E;
-    plan.K = K;
+    const RoutePlan plan = route_plan_of(a, N, E, K);
     CombineParams<T> cp;
     cp.yp = a.yp;
     cp.weights = a.weights;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/step3_model.h"
+#include "ops.h"
 
 namespace stepwise {
 
@@ -79,6 +80,20 @@ struct LayerActs {
   T* s_up = nullptr;     // (N, Fs)
   T* s_act = nullptr;    // (N, Fs)
 };
+
+// The route plan over a layer's saved routing (idx) and plan arrays.
+template <class T>
+RoutePlan route_plan_of(const LayerActs<T>& a, int64_t N, int64_t E, int64_t K) {
+  RoutePlan plan;
+  plan.offsets = a.offsets;
+  plan.row_token = a.row_token;
+  plan.row_of_slot = a.row_of_slot;
+  plan.idx = a.idx;
+  plan.N = N;
+  plan.E = E;
+  plan.K = K;
+  return plan;
+}
 
 // Backward scratch over N rows, shared by all layers (overwritten layer by layer).
 template <class T>
