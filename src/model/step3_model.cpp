@@ -159,51 +159,22 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
   moe_ffn_forward(CpuBackend{}, lw, plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers(a, tmp_buf), C, Fm, Fs);
 }
 
-// Backward of linear_forward(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp.
+// The backward ops the layer walk calls most, over the op_params.h builders.
 template <class T>
 static void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const TensorRef<T>& w, int64_t N,
                         int64_t I, int64_t O) {
-  LinearParams<T> p;
-  p.inp = inp;
-  p.weight = w.w;
-  p.dinp = dinp;
-  p.dweight = w.g;
-  p.dout = dout;
-  p.N = N;
-  p.I = I;
-  p.O = O;
-  p.accumulate_dinp = accumulate;
-  cpu::linear_backward(p);
+  cpu::linear_backward(linear_backward_params(dinp, accumulate, dout, inp, w, N, I, O));
 }
 
 template <class T>
 static void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, const T* rstd,
                          const TensorRef<T>& w, int64_t N, int64_t C, double eps) {
-  RmsNormParams<T> p;
-  p.inp = inp;
-  p.rstd = const_cast<T*>(rstd);   // read-only in backward
-  p.weight = w.w;
-  p.dinp = dinp;
-  p.dweight = w.g;
-  p.dout = dout;
-  p.N = N;
-  p.C = C;
-  p.eps = static_cast<T>(eps);
-  p.accumulate_dinp = accumulate;
-  cpu::rmsnorm_backward(p);
+  cpu::rmsnorm_backward(rmsnorm_backward_params(dinp, accumulate, dout, inp, rstd, w, N, C, eps));
 }
 
 template <class T>
 static void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F) {
-  SwigluParams<T> p;
-  p.gate = gate;
-  p.up = up;
-  p.dgate = dgate;
-  p.dup = dup;
-  p.dout = dout;
-  p.N = N;
-  p.F = F;
-  cpu::swiglu_backward(p);
+  cpu::swiglu_backward(swiglu_backward_params(dgate, dup, dout, gate, up, N, F));
 }
 
 // In: gs.dx = d(x_out). Out: gs.dx = d(x_mid) (the residual gradient plus the FFN branch through post_norm).
