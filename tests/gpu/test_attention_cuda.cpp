@@ -193,7 +193,9 @@ TEST(AttentionCuda, RejectsBadDims) {
   EXPECT_THROW(cuda::attention_forward<float>(p), std::invalid_argument);  // q_offset + Tq > Tk
   p.q_offset = 0, p.Tq = -1;
   EXPECT_THROW(cuda::attention_backward<float>(p), std::invalid_argument);
-  p.Tq = 0;
+  p.Tq = 4, p.Tk = 0;
+  EXPECT_THROW(cuda::attention_backward<float>(p), std::invalid_argument);  // queries but no keys
+  p.Tq = 0, p.Tk = 4;
   EXPECT_NO_THROW(cuda::attention_forward<float>(p));  // empty: a no-op
 }
 
