@@ -26,6 +26,7 @@ const AttnCase kCases[] = {
     {1, 1, 1, 1, 8, 0, false, 0},     {2, 37, 37, 3, 64, 0, true, 0},    {1, 19, 50, 4, 40, 31, false, 0},
     {2, 45, 45, 1, 256, 0, false, 0}, {1, 17, 17, 64, 256, 0, true, 0},  {1, 70, 83, 16, 128, 13, true, 0},
     {1, 33, 33, 5, 20, 0, false, 0},  {1, 29, 29, 2, 96, 0, false, 0.3}, {3, 66, 66, 4, 64, 0, true, 0},
+    {1, 70, 70, 64, 256, 0, false, 0},  // the benchmark's path (Step-3 heads, no segments) over several key tiles
 };
 
 std::string describe(const AttnCase& c) {
