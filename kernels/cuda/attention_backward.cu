@@ -275,7 +275,7 @@ void attention_backward(const AttentionParams<T, float>& p, cudaStream_t stream)
   if (p.B < 0 || p.Tq < 0 || p.Tk < 0 || p.H < 0 || p.q_offset < 0)
     cpu::kernel_fail(op, "negative dimension (B = ", p.B, ", Tq = ", p.Tq, ", Tk = ", p.Tk, ", H = ", p.H,
                      ", q_offset = ", p.q_offset, ")");
-  if (p.B == 0 || p.Tk == 0) return;  // no keys: dk, dv are empty (and Tq must then be 0)
+  if (p.B == 0 || (p.Tk == 0 && p.Tq == 0)) return;  // nothing to do (Tq > 0 with no keys fails the check below)
   require_head_dim(p.D, op);
   if (p.q_offset + p.Tq > p.Tk)
     cpu::kernel_fail(op, "q_offset + Tq = ", p.q_offset + p.Tq, " exceeds Tk = ", p.Tk);

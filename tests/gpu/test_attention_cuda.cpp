@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "cuda/attention.h"
@@ -24,6 +26,7 @@ const AttnCase kCases[] = {
     {1, 1, 1, 1, 8, 0, false, 0},     {2, 37, 37, 3, 64, 0, true, 0},    {1, 19, 50, 4, 40, 31, false, 0},
     {2, 45, 45, 1, 256, 0, false, 0}, {1, 17, 17, 64, 256, 0, true, 0},  {1, 70, 83, 16, 128, 13, true, 0},
     {1, 33, 33, 5, 20, 0, false, 0},  {1, 29, 29, 2, 96, 0, false, 0.3}, {3, 66, 66, 4, 64, 0, true, 0},
+    {1, 70, 70, 64, 256, 0, false, 0},  // the benchmark's path (Step-3 heads, no segments) over several key tiles
 };
 
 std::string describe(const AttnCase& c) {
@@ -64,6 +67,16 @@ struct Inputs {
 template <class P>
 void set_dims(P& p, const AttnCase& c) {
   p.B = c.B, p.Tq = c.Tq, p.Tk = c.Tk, p.H = c.H, p.D = c.D, p.q_offset = c.q_offset, p.scale = c.scale;
+}
+
+// Largest |x| (infinite when x has a non-finite value, e.g. an unwritten poisoned element).
+double max_abs(const std::vector<float>& x) {
+  double m = 0;
+  for (float v : x) {
+    if (!std::isfinite(v)) return std::numeric_limits<double>::infinity();
+    m = std::max(m, static_cast<double>(std::fabs(v)));
+  }
+  return m;
 }
 
 // CPU forward: out (B, Tq, H, D) and lse (B, H, Tq).
@@ -128,8 +141,16 @@ void check_backward(const AttnCase& c, uint64_t seed) {
   cuda::attention_backward<T>(p);
   cuda::device_synchronize();
   const auto got_dk = download(g_dk), got_dv = download(g_dv);
-  EXPECT_LT(normalized_error(download(g_dq), want_dq), tolerance<T>()) << "dq " << describe(c);
-  EXPECT_LT(normalized_error(got_dk, want_dk), tolerance<T>()) << "dk " << describe(c);
+  if (c.Tk == 1) {
+    // One key per query: the softmax is constant, so dq and dk are exactly 0 and both sides hold only rounding noise
+    // (~1e-7); a relative comparison of two noises is meaningless. Require them to be tiny instead.
+    EXPECT_LT(max_abs(download(g_dq)), 1e-4) << "dq " << describe(c);
+    EXPECT_LT(max_abs(got_dk), 1e-4) << "dk " << describe(c);
+    EXPECT_LT(max_abs(want_dq), 1e-4) << "CPU dq " << describe(c);
+  } else {
+    EXPECT_LT(normalized_error(download(g_dq), want_dq), tolerance<T>()) << "dq " << describe(c);
+    EXPECT_LT(normalized_error(got_dk, want_dk), tolerance<T>()) << "dk " << describe(c);
+  }
   EXPECT_LT(normalized_error(got_dv, want_dv), tolerance<T>()) << "dv " << describe(c);
 
   cuda::attention_backward<T>(p);  // again: the gradients must be bit-identical (no atomics, fixed order)
@@ -173,7 +194,9 @@ TEST(AttentionCuda, RejectsBadDims) {
   EXPECT_THROW(cuda::attention_forward<float>(p), std::invalid_argument);  // q_offset + Tq > Tk
   p.q_offset = 0, p.Tq = -1;
   EXPECT_THROW(cuda::attention_backward<float>(p), std::invalid_argument);
-  p.Tq = 0;
+  p.Tq = 4, p.Tk = 0;
+  EXPECT_THROW(cuda::attention_backward<float>(p), std::invalid_argument);  // queries but no keys
+  p.Tq = 0, p.Tk = 4;
   EXPECT_NO_THROW(cuda::attention_forward<float>(p));  // empty: a no-op
 }
 
