@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ops.h"
 #include "model/cpu_backend.h"
+#include "model/ffn_backward.h"
 #include "model/layer_binding.h"
 #include "model/moe_ffn_forward.h"
 #include "model/op_params.h"
@@ -175,89 +176,6 @@ static void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, 
 template <class T>
 static void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F) {
   cpu::swiglu_backward(swiglu_backward_params(dgate, dup, dout, gate, up, N, F));
-}
-
-// In: gs.dx = d(x_out). Out: gs.dx = d(x_mid) (the residual gradient plus the FFN branch through post_norm).
-template <class T>
-void Step3ModelState<T>::ffn_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, int64_t N,
-                                      double aux_weight) {
-  const int64_t C = cfg.hidden_size;
-  if (!lw.moe) {
-    const int64_t F = cfg.intermediate_size;
-    linear_back(gs.dact, false, gs.dx, a.act, lw.mlp_down, N, F, C);
-    swiglu_back(gs.dgate, gs.dup, gs.dact, a.gate, a.up, N, F);
-    linear_back(gs.dh, false, gs.dgate, a.h2, lw.mlp_gate, N, C, F);
-    linear_back(gs.dh, true, gs.dup, a.h2, lw.mlp_up, N, C, F);
-  } else {
-    const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
-    const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
-    // shared expert
-    linear_back(gs.dact_s, false, gs.dx, a.s_act, lw.share_down, N, Fs, C);
-    swiglu_back(gs.dgate_s, gs.dup_s, gs.dact_s, a.s_gate, a.s_up, N, Fs);
-    linear_back(gs.dh, false, gs.dgate_s, a.h2, lw.share_gate, N, C, Fs);
-    linear_back(gs.dh, true, gs.dup_s, a.h2, lw.share_up, N, C, Fs);
-    // routed experts
-    const RoutePlan plan = route_plan_of(a, N, E, K);
-    CombineParams<T> cp;
-    cp.yp = a.yp;
-    cp.weights = a.weights;
-    cp.dyp = gs.dyp;
-    cp.dweights = gs.dweights;
-    cp.dy = gs.dx;
-    cp.plan = &plan;
-    cp.C = C;
-    cpu::combine_backward(cp);
-    GroupedLinearParams<T> g;
-    g.offsets = a.offsets;
-    g.E = E;
-    g.inp = a.act_p;
-    g.I = Fm;
-    g.O = C;
-    g.weight = lw.moe_down.w;
-    g.dweight = lw.moe_down.g;
-    g.dout = gs.dyp;
-    g.dinp = gs.dact_p;
-    cpu::grouped_linear_backward(g);
-    swiglu_back(gs.dgate_p, gs.dup_p, gs.dact_p, a.gate_p, a.up_p, R, Fm);
-    g.inp = a.xp;
-    g.I = C;
-    g.O = Fm;
-    g.weight = lw.moe_gate.w;
-    g.dweight = lw.moe_gate.g;
-    g.dout = gs.dgate_p;
-    g.dinp = gs.dxp;
-    cpu::grouped_linear_backward(g);
-    g.weight = lw.moe_up.w;
-    g.dweight = lw.moe_up.g;
-    g.dout = gs.dup_p;
-    g.dinp = gs.dxp2;
-    cpu::grouped_linear_backward(g);
-    cpu::add_inplace(gs.dxp, gs.dxp2, R * C);
-    PermuteParams<T> pp;
-    pp.dx = gs.dh;
-    pp.dxp = gs.dxp;
-    pp.plan = &plan;
-    pp.C = C;
-    pp.accumulate_dx = true;
-    cpu::permute_backward(pp);
-    // router (top-k weights and the auxiliary loss)
-    RouterParams<T> rp;
-    rp.probs = a.probs;
-    rp.idx = a.idx;
-    rp.weights = a.weights;
-    rp.load = a.load;
-    rp.logits = a.logits;
-    rp.dlogits = gs.dlogits;
-    rp.dweights = gs.dweights;
-    rp.N = N;
-    rp.E = E;
-    rp.K = K;
-    rp.renormalize = cfg.norm_expert_weight;
-    rp.aux_coef = opts.aux_loss_coef * aux_weight;
-    cpu::router_backward(rp);
-    linear_back(gs.dh, true, gs.dlogits, a.h2, lw.router, N, C, E);
-  }
-  rmsnorm_back(gs.dx, true, gs.dh, a.x_mid, a.rstd2, lw.post_norm, N, C, cfg.rms_norm_eps);
 }
 
 // In: gs.dx = d(x_mid). Out: gs.dx = d(x_in).
@@ -532,7 +450,8 @@ void Step3Model<T>::backward(const T* dloss, double aux_weight, const T* dscore)
   for (int64_t l = L - 1; l >= 0; --l) {
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     const LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
-    s.ffn_backward(lw, a, N, aux_weight);
+    const RoutePlan plan = lw.moe ? route_plan_of(a, N, s.cfg.moe_num_experts, s.cfg.moe_top_k) : RoutePlan{};
+    ffn_backward(CpuBackend{}, lw, a, s.gs, plan, a.load, s.cfg, N, s.opts.aux_loss_coef * aux_weight);
     s.attention_backward(lw, a, s.resid[static_cast<size_t>(l)], N);
   }
   EmbeddingParams<T> ep;

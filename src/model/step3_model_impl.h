@@ -165,7 +165,6 @@ struct Step3ModelState {
   void attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in, const int32_t* pos, int64_t N);
   void attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in, T* x_out, T* tmp,
                                 int64_t N, bool record_load);
-  void ffn_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, int64_t N, double aux_weight);
   void attention_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, const T* x_in, int64_t N);
 };
 

@@ -8,9 +8,11 @@
 
 #include "core/error.h"
 #include "cuda/ops_cuda.h"
+#include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"
-#include "model/cuda/moe_ffn_forward.h"
+#include "model/ffn_backward.h"
+#include "model/moe_ffn_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"   // Carver
 
@@ -91,37 +93,23 @@ void rope_qk(T* q, T* k, const int32_t* pos, int64_t N, int64_t H, int64_t D, do
   }
 }
 
-// Backward of linear_params(out, inp, w): dinp = (or +=) dout W, dW += dout^T inp (fp32).
+// The backward ops the layer walk calls most, over the op_params.h builders (parameter gradients fp32).
 template <class T>
 void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const CudaWeight<T>& w, int64_t N, int64_t I,
                  int64_t O, cudaStream_t stream) {
-  LinearParams<T, float> p = linear_params(static_cast<T*>(nullptr), inp, w, N, I, O);
-  p.dinp = dinp;
-  p.dweight = w.g;
-  p.dout = dout;
-  p.accumulate_dinp = accumulate;
-  cuda::linear_backward(p, stream);
+  cuda::linear_backward(linear_backward_params(dinp, accumulate, dout, inp, w, N, I, O), stream);
 }
 
 template <class T>
-void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, float* rstd, const CudaWeight<T>& w,
+void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, const float* rstd, const CudaWeight<T>& w,
                   int64_t N, int64_t C, double eps, cudaStream_t stream) {
-  RmsNormParams<T, float> p = rmsnorm_params(static_cast<T*>(nullptr), rstd, inp, w, N, C, eps);   // rstd: read
-  p.dinp = dinp;
-  p.dweight = w.g;
-  p.dout = dout;
-  p.accumulate_dinp = accumulate;
-  cuda::rmsnorm_backward(p, stream);
+  cuda::rmsnorm_backward(rmsnorm_backward_params(dinp, accumulate, dout, inp, rstd, w, N, C, eps), stream);
 }
 
 template <class T>
 void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F,
                  cudaStream_t stream) {
-  SwigluParams<T> p = swiglu_params(static_cast<T*>(nullptr), gate, up, N, F);
-  p.dgate = dgate;
-  p.dup = dup;
-  p.dout = dout;
-  cuda::swiglu_backward(p, stream);
+  cuda::swiglu_backward(swiglu_backward_params(dgate, dup, dout, gate, up, N, F), stream);
 }
 
 template <class T>
@@ -141,7 +129,6 @@ class CudaPassT final : public CudaPass {
   AttentionParams<T, float> attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const;
   void attention_output_and_ffn(Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a,
                                 const T* x_in, T* x_out);
-  void ffn_backward(Step3CudaState& s, const CudaLayerWeights<T>& lw, const CudaLayerActs<T>& a, double aux_weight);
   void attention_backward(const Step3CudaState& s, const CudaLayerWeights<T>& lw, const CudaLayerActs<T>& a,
                           const T* x_in);
 
@@ -396,7 +383,7 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   rp.aux_coef = s.opts.aux_loss_coef;
   cuda::router_forward(rp, st);
   // routed experts over the permuted rows, then the shared expert
-  moe_ffn_forward(lw, a.plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers<T>(a, tmp_), N, C, Fm, Fs, st);
+  moe_ffn_forward(CudaBackend{st}, lw, a.plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers(a, tmp_), C, Fm, Fs);
 }
 
 template <class T>
@@ -434,90 +421,6 @@ void CudaPassT<T>::forward(Step3CudaState& s) {
 }
 
 // ---------------------------------------------------------------- backward
-
-// In: gs.dx = d(x_out). Out: gs.dx = d(x_mid) (the residual gradient plus the FFN branch through post_norm).
-template <class T>
-void CudaPassT<T>::ffn_backward(Step3CudaState& s, const CudaLayerWeights<T>& lw, const CudaLayerActs<T>& a,
-                                double aux_weight) {
-  const int64_t N = s.N, C = cfg_.hidden_size;
-  CudaGradScratch<T>& gs = gs_;
-  cudaStream_t st = s.stream;
-  if (!lw.moe) {
-    const int64_t F = cfg_.intermediate_size;
-    linear_back(gs.dact, false, gs.dx, a.act, lw.mlp_down, N, F, C, st);
-    swiglu_back(gs.dgate, gs.dup, gs.dact, a.gate, a.up, N, F, st);
-    linear_back(gs.dh, false, gs.dgate, a.h2, lw.mlp_gate, N, C, F, st);
-    linear_back(gs.dh, true, gs.dup, a.h2, lw.mlp_up, N, C, F, st);
-  } else {
-    const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k, R = N * K;
-    const int64_t Fm = cfg_.moe_intermediate_size, Fs = cfg_.share_expert_dim;
-    // shared expert
-    linear_back(gs.dact_s, false, gs.dx, a.s_act, lw.share_down, N, Fs, C, st);
-    swiglu_back(gs.dgate_s, gs.dup_s, gs.dact_s, a.s_gate, a.s_up, N, Fs, st);
-    linear_back(gs.dh, false, gs.dgate_s, a.h2, lw.share_gate, N, C, Fs, st);
-    linear_back(gs.dh, true, gs.dup_s, a.h2, lw.share_up, N, C, Fs, st);
-    // routed experts
-    CombineParams<T, float> cp;
-    cp.yp = a.yp;
-    cp.weights = a.weights;
-    cp.dyp = gs.dyp;
-    cp.dweights = gs.dweights;
-    cp.dy = gs.dx;
-    cp.plan = &a.plan;
-    cp.C = C;
-    cuda::combine_backward(cp, st);
-    GroupedLinearParams<T, float> g;
-    g.offsets = a.plan.offsets;
-    g.E = E;
-    g.inp = a.act_p;
-    g.I = Fm;
-    g.O = C;
-    g.weight = lw.moe_down.w;
-    g.dweight = lw.moe_down.g;
-    g.dout = gs.dyp;
-    g.dinp = gs.dact_p;
-    cuda::grouped_linear_backward(g, st);
-    swiglu_back(gs.dgate_p, gs.dup_p, gs.dact_p, a.gate_p, a.up_p, R, Fm, st);
-    g.inp = a.xp;
-    g.I = C;
-    g.O = Fm;
-    g.weight = lw.moe_gate.w;
-    g.dweight = lw.moe_gate.g;
-    g.dout = gs.dgate_p;
-    g.dinp = gs.dxp;
-    cuda::grouped_linear_backward(g, st);
-    g.weight = lw.moe_up.w;
-    g.dweight = lw.moe_up.g;
-    g.dout = gs.dup_p;
-    g.dinp = gs.dxp2;
-    cuda::grouped_linear_backward(g, st);
-    cuda::add_inplace(gs.dxp, static_cast<const T*>(gs.dxp2), R * C, st);
-    PermuteParams<T> pp;
-    pp.dx = gs.dh;
-    pp.dxp = gs.dxp;
-    pp.plan = &a.plan;
-    pp.C = C;
-    pp.accumulate_dx = true;
-    cuda::permute_backward(pp, st);
-    // router (top-k weights and the auxiliary loss)
-    RouterParams<T, float> rp;
-    rp.probs = a.probs;
-    rp.idx = a.idx;
-    rp.weights = a.weights;
-    rp.load = s.load_slot(lw.moe_index);
-    rp.logits = a.logits;
-    rp.dlogits = gs.dlogits;
-    rp.dweights = gs.dweights;
-    rp.N = N;
-    rp.E = E;
-    rp.K = K;
-    rp.renormalize = cfg_.norm_expert_weight;
-    rp.aux_coef = s.opts.aux_loss_coef * aux_weight;
-    cuda::router_backward(rp, st);
-    linear_back(gs.dh, true, gs.dlogits, a.h2, lw.router, N, C, E, st);
-  }
-  rmsnorm_back(gs.dx, true, gs.dh, a.x_mid, a.rstd2, lw.post_norm, N, C, cfg_.rms_norm_eps, st);
-}
 
 // In: gs.dx = d(x_mid). Out: gs.dx = d(x_in).
 template <class T>
@@ -565,7 +468,8 @@ void CudaPassT<T>::backward(Step3CudaState& s, double aux_weight) {
   for (int64_t l = L - 1; l >= 0; --l) {
     const CudaLayerWeights<T>& lw = layers_[static_cast<size_t>(l)];
     const CudaLayerActs<T>& a = acts_[static_cast<size_t>(l)];
-    ffn_backward(s, lw, a, aux_weight);
+    float* load = lw.moe ? s.load_slot(lw.moe_index) : nullptr;
+    ffn_backward(CudaBackend{s.stream}, lw, a, gs_, a.plan, load, cfg_, s.N, s.opts.aux_loss_coef * aux_weight);
     attention_backward(s, lw, a, resid_[static_cast<size_t>(l)]);
   }
   EmbeddingParams<T, float> ep;

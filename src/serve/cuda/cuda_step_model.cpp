@@ -11,9 +11,10 @@
 
 #include "core/error.h"
 #include "cuda/ops_cuda.h"
+#include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"   // PinnedBuffer
-#include "model/cuda/moe_ffn_forward.h"
+#include "model/moe_ffn_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"        // Carver
 #include "serve/cuda/kv_write.h"
@@ -373,7 +374,7 @@ void CudaStepModelT<T>::ffn(int64_t layer, int64_t N) {
   plan.N = N;
   plan.E = E;
   plan.K = K;
-  moe_ffn_forward(lw, plan, static_cast<const T*>(h), a.x, moe_ffn_buffers<T>(a, a.tmp), N, C, Fm, Fs, st);
+  moe_ffn_forward(CudaBackend{st}, lw, plan, static_cast<const T*>(h), a.x, moe_ffn_buffers(a, a.tmp), C, Fm, Fs);
 }
 
 template <class T>

@@ -1,0 +1,102 @@
+// The FFN half of a decoder layer's backward, one sequence of ops for every backend (the CPU model and the CUDA
+// training pass; `Backend` as in model/cpu_backend.h, model/cuda/cuda_backend.h): the dense SwiGLU MLP, or the shared
+// expert, the routed experts (combine, grouped GEMMs, SwiGLU, permute) and the router (top-k weights and the
+// auxiliary loss); then post_attention_layernorm. Acts / Grads: the saved forward tensors and the backward scratch,
+// named alike on both backends.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "model/op_params.h"
+#include "model/step3_config.h"
+#include "ops.h"
+
+namespace stepwise {
+
+// In: gs.dx = d(x_out) (N, C). Out: gs.dx = d(x_mid); parameter gradients accumulate into lw's handles (.g).
+// plan: the layer's route plan and load: its router load (E) (both unused on dense layers); aux_coef: the auxiliary
+// loss coefficient times this step's aux weight.
+template <class Backend, class Weights, class Acts, class Grads, class S>
+void ffn_backward(const Backend& be, const Weights& lw, const Acts& a, const Grads& gs, const RoutePlan& plan,
+                  S* load, const Step3Config& cfg, int64_t N, double aux_coef) {
+  using T = std::remove_pointer_t<decltype(a.h2)>;
+  const int64_t C = cfg.hidden_size;
+  if (!lw.moe) {
+    const int64_t F = cfg.intermediate_size;
+    be.linear_backward(linear_backward_params(gs.dact, false, gs.dx, a.act, lw.mlp_down, N, F, C));
+    be.swiglu_backward(swiglu_backward_params(gs.dgate, gs.dup, gs.dact, a.gate, a.up, N, F));
+    be.linear_backward(linear_backward_params(gs.dh, false, gs.dgate, a.h2, lw.mlp_gate, N, C, F));
+    be.linear_backward(linear_backward_params(gs.dh, true, gs.dup, a.h2, lw.mlp_up, N, C, F));
+  } else {
+    const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
+    const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
+    // shared expert
+    be.linear_backward(linear_backward_params(gs.dact_s, false, gs.dx, a.s_act, lw.share_down, N, Fs, C));
+    be.swiglu_backward(swiglu_backward_params(gs.dgate_s, gs.dup_s, gs.dact_s, a.s_gate, a.s_up, N, Fs));
+    be.linear_backward(linear_backward_params(gs.dh, false, gs.dgate_s, a.h2, lw.share_gate, N, C, Fs));
+    be.linear_backward(linear_backward_params(gs.dh, true, gs.dup_s, a.h2, lw.share_up, N, C, Fs));
+    // routed experts
+    CombineParams<T, S> cp;
+    cp.yp = a.yp;
+    cp.weights = a.weights;
+    cp.dyp = gs.dyp;
+    cp.dweights = gs.dweights;
+    cp.dy = gs.dx;
+    cp.plan = &plan;
+    cp.C = C;
+    be.combine_backward(cp);
+    GroupedLinearParams<T, S> g;
+    g.offsets = plan.offsets;
+    g.E = E;
+    g.inp = a.act_p;
+    g.I = Fm;
+    g.O = C;
+    g.weight = lw.moe_down.w;
+    g.dweight = lw.moe_down.g;
+    g.dout = gs.dyp;
+    g.dinp = gs.dact_p;
+    be.grouped_linear_backward(g);
+    be.swiglu_backward(swiglu_backward_params(gs.dgate_p, gs.dup_p, gs.dact_p, a.gate_p, a.up_p, R, Fm));
+    g.inp = a.xp;
+    g.I = C;
+    g.O = Fm;
+    g.weight = lw.moe_gate.w;
+    g.dweight = lw.moe_gate.g;
+    g.dout = gs.dgate_p;
+    g.dinp = gs.dxp;
+    be.grouped_linear_backward(g);
+    g.weight = lw.moe_up.w;
+    g.dweight = lw.moe_up.g;
+    g.dout = gs.dup_p;
+    g.dinp = gs.dxp2;
+    be.grouped_linear_backward(g);
+    be.add_inplace(gs.dxp, static_cast<const T*>(gs.dxp2), R * C);
+    PermuteParams<T> pp;
+    pp.dx = gs.dh;
+    pp.dxp = gs.dxp;
+    pp.plan = &plan;
+    pp.C = C;
+    pp.accumulate_dx = true;
+    be.permute_backward(pp);
+    // router (top-k weights and the auxiliary loss)
+    RouterParams<T, S> rp;
+    rp.probs = a.probs;
+    rp.idx = a.idx;
+    rp.weights = a.weights;
+    rp.load = load;
+    rp.logits = a.logits;
+    rp.dlogits = gs.dlogits;
+    rp.dweights = gs.dweights;
+    rp.N = N;
+    rp.E = E;
+    rp.K = K;
+    rp.renormalize = cfg.norm_expert_weight;
+    rp.aux_coef = aux_coef;
+    be.router_backward(rp);
+    be.linear_backward(linear_backward_params(gs.dh, true, gs.dlogits, a.h2, lw.router, N, C, E));
+  }
+  be.rmsnorm_backward(
+      rmsnorm_backward_params(gs.dx, true, gs.dh, a.x_mid, a.rstd2, lw.post_norm, N, C, cfg.rms_norm_eps));
+}
+
+}  // namespace stepwise
