@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "ops.h"
 #include "model/cpu_backend.h"
-#include "model/moe_ffn_forward.h"
+#include "model/layer_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"
 
@@ -47,16 +47,14 @@ std::vector<T> Step3Model<T>::infer(const std::vector<InferSeq<T>>& seqs, bool a
     x0 = f.take(N * C);
     x1 = f.take(N * C);
     tmp = f.take(N * C);
-    LayerWeights<T> dense_shape, moe_shape;
-    moe_shape.moe = true;
     const int64_t start = f.used, start32 = i32.used, start64 = i64.used;
-    s.carve_layer(dense_acts, dense_shape, N, N * H, f, i32, i64);
+    carve_layer_acts(dense_acts, s.cfg, false, N, N * H, true, f, f, i32, i64);
     // the MoE layout reuses the same memory as the dense one (one layer at a time)
     const int64_t dense_end = f.used;
     f.used = start;
     i32.used = start32;
     i64.used = start64;
-    s.carve_layer(moe_acts, moe_shape, N, N * H, f, i32, i64);
+    carve_layer_acts(moe_acts, s.cfg, true, N, N * H, true, f, f, i32, i64);
     f.used = std::max(f.used, dense_end);
   };
   LayerActs<T> dense_acts, moe_acts;
@@ -145,43 +143,6 @@ std::vector<T> Step3Model<T>::infer(KvCache<T>& cache, const int32_t* tokens, in
 
 namespace {
 
-template <class T>
-void linear_rows(T* out, const T* inp, const T* w, int64_t N, int64_t I, int64_t O) {
-  LinearParams<T> p;
-  p.out = out;
-  p.inp = inp;
-  p.weight = w;
-  p.N = N;
-  p.I = I;
-  p.O = O;
-  cpu::linear_forward(p);
-}
-
-template <class T>
-void rmsnorm_rows(T* out, const T* inp, const T* w, int64_t N, int64_t C, double eps) {
-  std::vector<T> rstd(static_cast<size_t>(N));
-  RmsNormParams<T> p;
-  p.out = out;
-  p.rstd = rstd.data();
-  p.inp = inp;
-  p.weight = w;
-  p.N = N;
-  p.C = C;
-  p.eps = static_cast<T>(eps);
-  cpu::rmsnorm_forward(p);
-}
-
-// out (N, C) = down(swiglu(gate(h), up(h)))
-template <class T>
-void swiglu_mlp(T* out, const T* h, const T* wg, const T* wu, const T* wd, int64_t N, int64_t C, int64_t F) {
-  std::vector<T> gate(static_cast<size_t>(N * F)), up(static_cast<size_t>(N * F)), act(static_cast<size_t>(N * F));
-  linear_rows(gate.data(), h, wg, N, C, F);
-  linear_rows(up.data(), h, wu, N, C, F);
-  cpu::swiglu_forward(swiglu_params(act.data(), static_cast<const T*>(gate.data()), static_cast<const T*>(up.data()),
-                                    N, F));
-  linear_rows(out, act.data(), wd, N, F, C);
-}
-
 void check_layer(const Step3Config& cfg, int64_t layer, const char* what) {
   if (layer < 0 || layer >= cfg.num_hidden_layers)
     fail("Step3Model::", what, ": layer ", layer, " outside [0, ", cfg.num_hidden_layers, ")");
@@ -209,27 +170,19 @@ void Step3Model<T>::infer_attention_qkv(int64_t layer, const T* x, const int32_t
   const Step3ModelState<T>& s = *s_;
   check_layer(s.cfg, layer, "infer_attention_qkv");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
-  const int64_t C = s.cfg.hidden_size, Q = s.cfg.share_q_dim, H = s.cfg.num_attention_heads, D = s.cfg.head_dim;
-  const double eps = s.cfg.rms_norm_eps;
+  const int64_t C = s.cfg.hidden_size, Q = s.cfg.share_q_dim;
   std::vector<T> h1(static_cast<size_t>(n * C)), cq_raw(static_cast<size_t>(n * Q)), cq(static_cast<size_t>(n * Q));
-  rmsnorm_rows(h1.data(), x, lw.input_norm.w, n, C, eps);
-  linear_rows(cq_raw.data(), h1.data(), lw.q_proj.w, n, C, Q);
-  rmsnorm_rows(cq.data(), cq_raw.data(), lw.inter_norm.w, n, Q, eps);
-  linear_rows(q, cq.data(), lw.wq.w, n, Q, H * D);
-  linear_rows(k, h1.data(), lw.k_proj.w, n, C, D);
-  linear_rows(v, h1.data(), lw.v_proj.w, n, C, D);
-  RopeParams<T> rq;
-  rq.x = q;
-  rq.pos = pos;
-  rq.N = n;
-  rq.H = H;
-  rq.D = D;
-  rq.theta = s.cfg.rope_theta;
-  cpu::rope_forward(rq);
-  RopeParams<T> rk = rq;
-  rk.x = k;
-  rk.H = 1;
-  cpu::rope_forward(rk);
+  std::vector<T> rstd(static_cast<size_t>(n));
+  AttentionInputs<T, T> b;
+  b.h = h1.data();
+  b.rstd = rstd.data();
+  b.cq_raw = cq_raw.data();
+  b.rstd_q = rstd.data();
+  b.cq = cq.data();
+  b.q = q;
+  b.k = k;
+  b.v = v;
+  attention_inputs(CpuBackend{}, lw, b, x, pos, s.cfg, n);
 }
 
 template <class T>
@@ -238,27 +191,20 @@ void Step3Model<T>::infer_attention_out(int64_t layer, const T* att, int64_t n, 
   const Step3ModelState<T>& s = *s_;
   check_layer(s.cfg, layer, "infer_attention_out");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
-  const int64_t C = s.cfg.hidden_size, HD = s.cfg.num_attention_heads * s.cfg.head_dim;
-  std::vector<T> o(static_cast<size_t>(n * C));
-  linear_rows(o.data(), att, lw.o_proj.w, n, HD, C);
-  cpu::add_inplace(x, o.data(), n * C);
-  rmsnorm_rows(h, x, lw.post_norm.w, n, C, s.cfg.rms_norm_eps);
+  const int64_t C = s.cfg.hidden_size;
+  const CpuBackend be;
+  std::vector<T> tmp(static_cast<size_t>(n * C)), rstd(static_cast<size_t>(n));
+  attention_output(be, lw, att, x, h, rstd.data(), tmp.data(), s.cfg, n);
   if (!lw.moe) return;
-  const int64_t E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k;
+  const int64_t E = s.cfg.moe_num_experts;
   std::vector<T> logits(static_cast<size_t>(n * E)), probs(static_cast<size_t>(n * E)), load(static_cast<size_t>(E));
-  linear_rows(logits.data(), h, lw.router.w, n, C, E);
   RouterParams<T> rp;
   rp.probs = probs.data();
   rp.idx = ids;
   rp.weights = weights;
   rp.load = load.data();
-  rp.logits = logits.data();
   rp.bias = s.opts.expert_bias ? s.expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
-  rp.N = n;
-  rp.E = E;
-  rp.K = K;
-  rp.renormalize = s.cfg.norm_expert_weight;
-  cpu::router_forward(rp);
+  route(be, lw, static_cast<const T*>(h), logits.data(), rp, s.cfg, n);
 }
 
 template <class T>
@@ -268,8 +214,12 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
   check_layer(s.cfg, layer, "infer_ffn");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
   const int64_t C = s.cfg.hidden_size;
+  std::fill(out, out + n * C, T(0));
   if (!lw.moe) {
-    swiglu_mlp(out, h, lw.mlp_gate.w, lw.mlp_up.w, lw.mlp_down.w, n, C, s.cfg.intermediate_size);
+    const int64_t F = s.cfg.intermediate_size;
+    std::vector<T> gate(static_cast<size_t>(n * F)), up(static_cast<size_t>(n * F)), act(static_cast<size_t>(n * F));
+    std::vector<T> tmp(static_cast<size_t>(n * C));
+    dense_ffn_forward(CpuBackend{}, lw, h, out, gate.data(), up.data(), act.data(), tmp.data(), s.cfg, n);
     return;
   }
   const int64_t E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k, R = n * K, Fm = s.cfg.moe_intermediate_size;
@@ -302,7 +252,6 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
   b.s_act = s_act.data();
   b.tmp = tmp.data();
   b.weights = weights;
-  std::fill(out, out + n * C, T(0));
   moe_ffn_forward(CpuBackend{}, lw, plan, h, out, b, C, Fm, Fs);
 }
 
@@ -310,9 +259,9 @@ template <class T>
 void Step3Model<T>::infer_logits(const T* x, int64_t n, T* logits) const {
   const Step3ModelState<T>& s = *s_;
   const int64_t C = s.cfg.hidden_size;
-  std::vector<T> hf(static_cast<size_t>(n * C));
-  rmsnorm_rows(hf.data(), x, s.final_norm.w, n, C, s.cfg.rms_norm_eps);
-  linear_rows(logits, hf.data(), s.lm_head.w, n, C, s.cfg.vocab_size);
+  std::vector<T> hf(static_cast<size_t>(n * C)), rstd(static_cast<size_t>(n));
+  cpu::rmsnorm_forward(rmsnorm_params(hf.data(), rstd.data(), x, s.final_norm, n, C, s.cfg.rms_norm_eps));
+  cpu::linear_forward(linear_params(logits, static_cast<const T*>(hf.data()), s.lm_head, n, C, s.cfg.vocab_size));
 }
 
 #define STEPWISE_INFER_PIECES(T)                                                                               \

@@ -7,9 +7,9 @@
 #include "core/error.h"
 #include "ops.h"
 #include "model/cpu_backend.h"
-#include "model/ffn_backward.h"
+#include "model/layer_backward.h"
 #include "model/layer_binding.h"
-#include "model/moe_ffn_forward.h"
+#include "model/layer_forward.h"
 #include "model/op_params.h"
 #include "model/step3_model_impl.h"
 
@@ -34,52 +34,6 @@ Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool w
 }
 
 template <class T>
-void Step3ModelState<T>::carve_layer(LayerActs<T>& a, const LayerWeights<T>& lw, int64_t N, int64_t lse_count,
-                                     Carver<T>& f, Carver<int32_t>& i32, Carver<int64_t>& i64) const {
-  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, HD = cfg.num_attention_heads * cfg.head_dim;
-  const int64_t D = cfg.head_dim;
-  a.x_mid = f.take(N * C);
-  a.h1 = f.take(N * C);
-  a.rstd1 = f.take(N);
-  a.cq_raw = f.take(N * Q);
-  a.rstd_q = f.take(N);
-  a.cq = f.take(N * Q);
-  a.q = f.take(N * HD);
-  a.k = f.take(N * D);
-  a.v = f.take(N * D);
-  a.att = f.take(N * HD);
-  a.lse = f.take(lse_count);
-  a.h2 = f.take(N * C);
-  a.rstd2 = f.take(N);
-  if (!lw.moe) {
-    const int64_t F = cfg.intermediate_size;
-    a.gate = f.take(N * F);
-    a.up = f.take(N * F);
-    a.act = f.take(N * F);
-    return;
-  }
-  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k, R = N * K;
-  const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
-  a.logits = f.take(N * E);
-  a.probs = f.take(N * E);
-  a.weights = f.take(N * K);
-  a.load = f.take(E);
-  a.aux = f.take(1);
-  a.idx = i32.take(N * K);
-  a.offsets = i64.take(E + 1);
-  a.row_token = i32.take(R);
-  a.row_of_slot = i32.take(R);
-  a.xp = f.take(R * C);
-  a.gate_p = f.take(R * Fm);
-  a.up_p = f.take(R * Fm);
-  a.act_p = f.take(R * Fm);
-  a.yp = f.take(R * C);
-  a.s_gate = f.take(N * Fs);
-  a.s_up = f.take(N * Fs);
-  a.s_act = f.take(N * Fs);
-}
-
-template <class T>
 void Step3ModelState<T>::check_tokens(const int32_t* ids, int64_t n, const char* what) const {
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= cfg.vocab_size)
@@ -91,99 +45,11 @@ void Step3ModelState<T>::check_tokens(const int32_t* ids, int64_t n, const char*
 template <class T>
 void Step3ModelState<T>::attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
                                           const int32_t* pos_ids, int64_t N) {
-  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
-  const double eps = cfg.rms_norm_eps;
-  cpu::rmsnorm_forward(rmsnorm_params(a.h1, a.rstd1, x_in, lw.input_norm, N, C, eps));
-  cpu::linear_forward(linear_params(a.cq_raw, a.h1, lw.q_proj, N, C, Q));
-  cpu::rmsnorm_forward(rmsnorm_params(a.cq, a.rstd_q, a.cq_raw, lw.inter_norm, N, Q, eps));
-  cpu::linear_forward(linear_params(a.q, a.cq, lw.wq, N, Q, H * D));
-  cpu::linear_forward(linear_params(a.k, a.h1, lw.k_proj, N, C, D));
-  cpu::linear_forward(linear_params(a.v, a.h1, lw.v_proj, N, C, D));
-  RopeParams<T> rq;
-  rq.x = a.q;
-  rq.pos = pos_ids;
-  rq.N = N;
-  rq.H = H;
-  rq.D = D;
-  rq.theta = cfg.rope_theta;
-  cpu::rope_forward(rq);
-  RopeParams<T> rk = rq;
-  rk.x = a.k;
-  rk.H = 1;
-  cpu::rope_forward(rk);
+  stepwise::attention_inputs(CpuBackend{}, lw, attention_inputs_of(a), x_in, pos_ids, cfg, N);
 }
 
 template <class T>
-void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
-                                                  T* x_out, T* tmp_buf, int64_t N, bool record_load) {
-  const int64_t C = cfg.hidden_size, HD = cfg.num_attention_heads * cfg.head_dim;
-  cpu::linear_forward(linear_params(tmp_buf, a.att, lw.o_proj, N, HD, C));
-  std::memcpy(a.x_mid, x_in, sizeof(T) * static_cast<size_t>(N * C));
-  cpu::add_inplace(a.x_mid, tmp_buf, N * C);
-  cpu::rmsnorm_forward(rmsnorm_params(a.h2, a.rstd2, a.x_mid, lw.post_norm, N, C, cfg.rms_norm_eps));
-  std::memcpy(x_out, a.x_mid, sizeof(T) * static_cast<size_t>(N * C));
-
-  if (!lw.moe) {
-    const int64_t F = cfg.intermediate_size;
-    cpu::linear_forward(linear_params(a.gate, a.h2, lw.mlp_gate, N, C, F));
-    cpu::linear_forward(linear_params(a.up, a.h2, lw.mlp_up, N, C, F));
-    cpu::swiglu_forward(swiglu_params(a.act, static_cast<const T*>(a.gate), static_cast<const T*>(a.up), N, F));
-    cpu::linear_forward(linear_params(tmp_buf, a.act, lw.mlp_down, N, F, C));
-    cpu::add_inplace(x_out, tmp_buf, N * C);
-    return;
-  }
-
-  const int64_t E = cfg.moe_num_experts, K = cfg.moe_top_k;
-  const int64_t Fm = cfg.moe_intermediate_size, Fs = cfg.share_expert_dim;
-  // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
-  cpu::linear_forward(linear_params(a.logits, a.h2, lw.router, N, C, E));
-  RouterParams<T> rp;
-  rp.probs = a.probs;
-  rp.idx = a.idx;
-  rp.weights = a.weights;
-  rp.load = a.load;
-  rp.aux_loss = a.aux;
-  rp.logits = a.logits;
-  rp.bias = opts.expert_bias ? expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
-  rp.N = N;
-  rp.E = E;
-  rp.K = K;
-  rp.renormalize = cfg.norm_expert_weight;
-  rp.aux_coef = opts.aux_loss_coef;
-  cpu::router_forward(rp);
-  if (record_load) {
-    auto& load = expert_load[static_cast<size_t>(lw.moe_index)];
-    for (int64_t e = 0; e < E; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
-  }
-  // routed experts over the permuted rows, then the shared expert
-  const RoutePlan plan = route_plan_of(a, N, E, K);
-  moe_ffn_forward(CpuBackend{}, lw, plan, static_cast<const T*>(a.h2), x_out, moe_ffn_buffers(a, tmp_buf), C, Fm, Fs);
-}
-
-// The backward ops the layer walk calls most, over the op_params.h builders.
-template <class T>
-static void linear_back(T* dinp, bool accumulate, const T* dout, const T* inp, const TensorRef<T>& w, int64_t N,
-                        int64_t I, int64_t O) {
-  cpu::linear_backward(linear_backward_params(dinp, accumulate, dout, inp, w, N, I, O));
-}
-
-template <class T>
-static void rmsnorm_back(T* dinp, bool accumulate, const T* dout, const T* inp, const T* rstd,
-                         const TensorRef<T>& w, int64_t N, int64_t C, double eps) {
-  cpu::rmsnorm_backward(rmsnorm_backward_params(dinp, accumulate, dout, inp, rstd, w, N, C, eps));
-}
-
-template <class T>
-static void swiglu_back(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t N, int64_t F) {
-  cpu::swiglu_backward(swiglu_backward_params(dgate, dup, dout, gate, up, N, F));
-}
-
-// In: gs.dx = d(x_mid). Out: gs.dx = d(x_in).
-template <class T>
-void Step3ModelState<T>::attention_backward(const LayerWeights<T>& lw, const LayerActs<T>& a, const T* x_in,
-                                            int64_t N) {
-  const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
-  linear_back(gs.datt, false, gs.dx, a.att, lw.o_proj, N, H * D, C);
+AttentionParams<T> Step3ModelState<T>::attention_params(const LayerActs<T>& a) const {
   AttentionParams<T> ap;
   ap.out = a.att;
   ap.lse = a.lse;
@@ -191,34 +57,45 @@ void Step3ModelState<T>::attention_backward(const LayerWeights<T>& lw, const Lay
   ap.k = a.k;
   ap.v = a.v;
   ap.seg = seg.empty() ? nullptr : seg.data();
-  ap.dq = gs.dq;
-  ap.dk = gs.dk;
-  ap.dv = gs.dv;
-  ap.dout = gs.datt;
   ap.B = B;
   ap.Tq = T_len;
   ap.Tk = T_len;
-  ap.H = H;
-  ap.D = D;
-  cpu::attention_backward(ap);
-  RopeParams<T> rq;
-  rq.x = gs.dq;
-  rq.pos = pos.data();
-  rq.N = N;
-  rq.H = H;
-  rq.D = D;
-  rq.theta = cfg.rope_theta;
-  cpu::rope_backward(rq);
-  RopeParams<T> rk = rq;
-  rk.x = gs.dk;
-  rk.H = 1;
-  cpu::rope_backward(rk);
-  linear_back(gs.dcq, false, gs.dq, a.cq, lw.wq, N, Q, H * D);
-  rmsnorm_back(gs.dcq_raw, false, gs.dcq, a.cq_raw, a.rstd_q, lw.inter_norm, N, Q, cfg.rms_norm_eps);
-  linear_back(gs.dh, false, gs.dcq_raw, a.h1, lw.q_proj, N, C, Q);
-  linear_back(gs.dh, true, gs.dk, a.h1, lw.k_proj, N, C, D);
-  linear_back(gs.dh, true, gs.dv, a.h1, lw.v_proj, N, C, D);
-  rmsnorm_back(gs.dx, true, gs.dh, x_in, a.rstd1, lw.input_norm, N, C, cfg.rms_norm_eps);
+  ap.H = cfg.num_attention_heads;
+  ap.D = cfg.head_dim;
+  return ap;
+}
+
+template <class T>
+void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
+                                                  T* x_out, T* tmp_buf, int64_t N, bool record_load) {
+  const CpuBackend be;
+  const size_t row_bytes = sizeof(T) * static_cast<size_t>(N * cfg.hidden_size);
+  std::memcpy(a.x_mid, x_in, row_bytes);
+  attention_output(be, lw, static_cast<const T*>(a.att), a.x_mid, a.h2, a.rstd2, tmp_buf, cfg, N);
+  std::memcpy(x_out, a.x_mid, row_bytes);
+  const T* h2 = a.h2;
+  if (!lw.moe) {
+    dense_ffn_forward(be, lw, h2, x_out, a.gate, a.up, a.act, tmp_buf, cfg, N);
+    return;
+  }
+  // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
+  RouterParams<T> rp;
+  rp.probs = a.probs;
+  rp.idx = a.idx;
+  rp.weights = a.weights;
+  rp.load = a.load;
+  rp.aux_loss = a.aux;
+  rp.bias = opts.expert_bias ? expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
+  rp.aux_coef = opts.aux_loss_coef;
+  route(be, lw, h2, a.logits, rp, cfg, N);
+  const int64_t E = cfg.moe_num_experts;
+  if (record_load) {
+    auto& load = expert_load[static_cast<size_t>(lw.moe_index)];
+    for (int64_t e = 0; e < E; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
+  }
+  // routed experts over the permuted rows, then the shared expert
+  moe_ffn_forward(be, lw, a.plan, h2, x_out, moe_ffn_buffers(a, tmp_buf),
+                  cfg.hidden_size, cfg.moe_intermediate_size, cfg.share_expert_dim);
 }
 
 // ---------------------------------------------------------------- Step3Model: training
@@ -266,8 +143,8 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
     s.resid.assign(static_cast<size_t>(L + 1), nullptr);
     for (auto& r : s.resid) r = f.take(N * C);
     for (int64_t l = 0; l < L; ++l)
-      s.carve_layer(s.acts[static_cast<size_t>(l)], s.layers[static_cast<size_t>(l)], N,
-                    batch.B * s.cfg.num_attention_heads * batch.T, f, i32, i64);
+      carve_layer_acts(s.acts[static_cast<size_t>(l)], s.cfg, s.layers[static_cast<size_t>(l)].moe, N,
+                       batch.B * s.cfg.num_attention_heads * batch.T, true, f, f, i32, i64);
     s.tmp = f.take(N * C);
     s.hf = f.take(N * C);
     s.rstd_f = f.take(N);
@@ -302,19 +179,7 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
     s.attention_inputs(lw, a, s.resid[static_cast<size_t>(l)], s.pos.data(), N);
-    AttentionParams<T> ap;
-    ap.out = a.att;
-    ap.lse = a.lse;
-    ap.q = a.q;
-    ap.k = a.k;
-    ap.v = a.v;
-    ap.seg = s.seg.empty() ? nullptr : s.seg.data();
-    ap.B = batch.B;
-    ap.Tq = batch.T;
-    ap.Tk = batch.T;
-    ap.H = s.cfg.num_attention_heads;
-    ap.D = s.cfg.head_dim;
-    cpu::attention_forward(ap);
+    cpu::attention_forward(s.attention_params(a));
     s.attention_output_and_ffn(lw, a, s.resid[static_cast<size_t>(l)], s.resid[static_cast<size_t>(l + 1)], s.tmp,
                                N, true);
   }
@@ -384,41 +249,12 @@ void Step3Model<T>::backward(const T* dloss, double aux_weight, const T* dscore)
   if (dscore && !s.score.w) fail("Step3Model::backward: dscore given but the model has no score head");
   if (!s.params.has_grad()) fail("Step3Model::backward: the model was built without gradients");
   const int64_t N = s.N, C = s.cfg.hidden_size, L = s.cfg.num_hidden_layers;
-  const int64_t Q = s.cfg.share_q_dim, HD = s.cfg.num_attention_heads * s.cfg.head_dim, D = s.cfg.head_dim;
   if (s.grad_arena.empty()) {
-    const int64_t F = s.cfg.intermediate_size, E = s.cfg.moe_num_experts, K = s.cfg.moe_top_k, R = N * K;
-    const int64_t Fm = s.cfg.moe_intermediate_size, Fs = s.cfg.share_expert_dim;
-    auto carve = [&](Carver<T>& f) {
-      GradScratch<T>& g = s.gs;
-      g.dx = f.take(N * C);
-      g.dh = f.take(N * C);
-      g.datt = f.take(N * HD);
-      g.dq = f.take(N * HD);
-      g.dk = f.take(N * D);
-      g.dv = f.take(N * D);
-      g.dcq = f.take(N * Q);
-      g.dcq_raw = f.take(N * Q);
-      g.dact = f.take(N * F);
-      g.dgate = f.take(N * F);
-      g.dup = f.take(N * F);
-      g.dyp = f.take(R * C);
-      g.dweights = f.take(N * K);
-      g.dact_p = f.take(R * Fm);
-      g.dgate_p = f.take(R * Fm);
-      g.dup_p = f.take(R * Fm);
-      g.dxp = f.take(R * C);
-      g.dxp2 = f.take(R * C);
-      g.dlogits = f.take(N * E);
-      g.dact_s = f.take(N * Fs);
-      g.dgate_s = f.take(N * Fs);
-      g.dup_s = f.take(N * Fs);
-      g.dhf = f.take(N * C);
-    };
     Carver<T> count;
-    carve(count);
+    carve_grad_scratch(s.gs, s.cfg, N, count, count);
     s.grad_arena.assign(static_cast<size_t>(count.used), T(0));
     Carver<T> real{s.grad_arena.data(), 0};
-    carve(real);
+    carve_grad_scratch(s.gs, s.cfg, N, real, real);
   }
   // LM head + final norm
   LmHeadLossParams<T> lp;
@@ -445,14 +281,17 @@ void Step3Model<T>::backward(const T* dloss, double aux_weight, const T* dscore)
         s.score.g[c] += d * s.hf[i * C + c];
       }
     }
-  rmsnorm_back(s.gs.dx, false, s.gs.dhf, s.resid[static_cast<size_t>(L)], s.rstd_f, s.final_norm, N, C,
-               s.cfg.rms_norm_eps);
+  cpu::rmsnorm_backward(rmsnorm_backward_params(s.gs.dx, false, static_cast<const T*>(s.gs.dhf),
+                                                static_cast<const T*>(s.resid[static_cast<size_t>(L)]),
+                                                static_cast<const T*>(s.rstd_f), s.final_norm, N, C,
+                                                s.cfg.rms_norm_eps));
   for (int64_t l = L - 1; l >= 0; --l) {
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     const LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
-    const RoutePlan plan = lw.moe ? route_plan_of(a, N, s.cfg.moe_num_experts, s.cfg.moe_top_k) : RoutePlan{};
-    ffn_backward(CpuBackend{}, lw, a, s.gs, plan, a.load, s.cfg, N, s.opts.aux_loss_coef * aux_weight);
-    s.attention_backward(lw, a, s.resid[static_cast<size_t>(l)], N);
+    // gs.dx: d(x_out) -> d(x_mid) -> d(x_in)
+    ffn_layer_backward(CpuBackend{}, lw, a, s.gs, a.plan, a.load, s.cfg, N, s.opts.aux_loss_coef * aux_weight);
+    attention_layer_backward(CpuBackend{}, lw, a, s.gs, s.attention_params(a), s.pos.data(),
+                             static_cast<const T*>(s.resid[static_cast<size_t>(l)]), s.cfg, N);
   }
   EmbeddingParams<T> ep;
   ep.dtable = s.embed.g;

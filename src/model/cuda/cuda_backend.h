@@ -1,4 +1,4 @@
-// The CUDA backend of the backend-generic model code (model/moe_ffn_forward.h, model/ffn_backward.h): each call queues the cuda:: op of
+// The CUDA backend of the backend-generic model code (model/layer_forward.h, model/layer_backward.h): each call queues the cuda:: op of
 // kernels/cuda/ops_cuda.h on one stream. Its CPU twin is model/cpu_backend.h (same member names).
 #pragma once
 #include <cstdint>
@@ -9,6 +9,17 @@ namespace stepwise {
 
 struct CudaBackend {
   cudaStream_t stream = nullptr;
+  template <class T> void rmsnorm_forward(const RmsNormParams<T, float>& p) const { cuda::rmsnorm_forward(p, stream); }
+  // x (N, C) += branch, then p.out = rmsnorm(x) (p.inp ignored)
+  template <class T> void add_rmsnorm_forward(T* x, const T* branch, const RmsNormParams<T, float>& p) const {
+    cuda::add_rmsnorm_forward(x, branch, p, stream);
+  }
+  template <class T> void rope_forward(const RopeParams<T>& p) const { cuda::rope_forward(p, stream); }
+  template <class T> void rope_backward(const RopeParams<T>& p) const { cuda::rope_backward(p, stream); }
+  template <class T> void attention_backward(const AttentionParams<T, float>& p) const {
+    cuda::attention_backward(p, stream);
+  }
+  template <class T> void router_forward(const RouterParams<T, float>& p) const { cuda::router_forward(p, stream); }
   void route_plan_build(const RoutePlan& p) const { cuda::route_plan_build(p, stream); }
   template <class T> void permute_forward(const PermuteParams<T>& p) const { cuda::permute_forward(p, stream); }
   template <class T> void grouped_linear_forward(const GroupedLinearParams<T, float>& p) const {

@@ -14,9 +14,9 @@
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_layer_weights.h"
 #include "model/cuda/cuda_model_state.h"   // PinnedBuffer
-#include "model/moe_ffn_forward.h"
+#include "model/layer_acts.h"   // Carver
+#include "model/layer_forward.h"
 #include "model/op_params.h"
-#include "model/step3_model_impl.h"        // Carver
 #include "serve/cuda/kv_write.h"
 
 namespace stepwise {
@@ -288,31 +288,23 @@ void CudaStepModelT<T>::reserve(int64_t N, int64_t R) {
 template <class T>
 void CudaStepModelT<T>::attention(int64_t layer, const StepPlan& plan) {
   const CudaLayerWeights<T>& lw = w_.layers[static_cast<size_t>(layer)];
-  const int64_t N = plan.N, C = cfg_.hidden_size, Q = cfg_.share_q_dim, H = cfg_.num_attention_heads;
-  const int64_t D = cfg_.head_dim;
-  const double eps = cfg_.rms_norm_eps;
+  const int64_t N = plan.N, H = cfg_.num_attention_heads, D = cfg_.head_dim;
   const int32_t* pos = step_ints_.data() + N;
   const int32_t* kv_rows = step_ints_.data() + 2 * N;
   const int32_t* table = step_ints_.data() + 3 * N + plan.R;
   StepActs<T>& a = a_;
   cudaStream_t st = stream_;
-  cuda::rmsnorm_forward(rmsnorm_params(a.h, a.rstd, static_cast<const T*>(a.x), lw.input_norm, N, C, eps), st);
-  cuda::linear_forward(linear_params(a.cq_raw, static_cast<const T*>(a.h), lw.q_proj, N, C, Q), st);
-  cuda::rmsnorm_forward(rmsnorm_params(a.cq, a.rstd, static_cast<const T*>(a.cq_raw), lw.inter_norm, N, Q, eps), st);
-  cuda::linear_forward(linear_params(a.q, static_cast<const T*>(a.cq), lw.wq, N, Q, H * D), st);
-  cuda::linear_forward(linear_params(a.k, static_cast<const T*>(a.h), lw.k_proj, N, C, D), st);
-  cuda::linear_forward(linear_params(a.v, static_cast<const T*>(a.h), lw.v_proj, N, C, D), st);
-  RopeParams<T> rp;
-  rp.pos = pos;
-  rp.N = N;
-  rp.D = D;
-  rp.theta = cfg_.rope_theta;
-  rp.x = a.q;
-  rp.H = H;
-  cuda::rope_forward(rp, st);
-  rp.x = a.k;   // the one K head
-  rp.H = 1;
-  cuda::rope_forward(rp, st);
+  const CudaBackend be{st};
+  AttentionInputs<T, float> in;   // one rstd buffer serves both norms: backward never reads it here
+  in.h = a.h;
+  in.rstd = a.rstd;
+  in.cq_raw = a.cq_raw;
+  in.rstd_q = a.rstd;
+  in.cq = a.cq;
+  in.q = a.q;
+  in.k = a.k;
+  in.v = a.v;
+  attention_inputs(be, lw, in, static_cast<const T*>(a.x), pos, cfg_, N);
   const int64_t pool_rows = pool_.num_blocks() * pool_.block_size();
   cuda::kv_write(k_pool(layer), v_pool(layer), static_cast<const T*>(a.k), static_cast<const T*>(a.v), kv_rows, N, D,
                  pool_rows, st);
@@ -331,9 +323,7 @@ void CudaStepModelT<T>::attention(int64_t layer, const StepPlan& plan) {
   pp.H = H;
   pp.D = D;
   cuda::paged_attention_forward(pp, st);
-  cuda::linear_forward(linear_params(a.tmp, static_cast<const T*>(a.att), lw.o_proj, N, H * D, C), st);
-  cuda::add_rmsnorm_forward(a.x, static_cast<const T*>(a.tmp),
-                            rmsnorm_params(a.h, a.rstd, static_cast<const T*>(nullptr), lw.post_norm, N, C, eps), st);
+  attention_output(be, lw, static_cast<const T*>(a.att), a.x, a.h, a.rstd, a.tmp, cfg_, N);
 }
 
 // x += FFN(h): the dense SwiGLU MLP, or the routed experts (softmax + top-k, one grouped GEMM launch per projection)
@@ -341,40 +331,28 @@ void CudaStepModelT<T>::attention(int64_t layer, const StepPlan& plan) {
 template <class T>
 void CudaStepModelT<T>::ffn(int64_t layer, int64_t N) {
   const CudaLayerWeights<T>& lw = w_.layers[static_cast<size_t>(layer)];
-  const int64_t C = cfg_.hidden_size;
   StepActs<T>& a = a_;
-  cudaStream_t st = stream_;
+  const CudaBackend be{stream_};
   const T* h = a.h;
   if (!lw.moe) {
-    const int64_t F = cfg_.intermediate_size;
-    cuda::linear_forward(linear_params(a.gate, h, lw.mlp_gate, N, C, F), st);
-    cuda::linear_forward(linear_params(a.up, h, lw.mlp_up, N, C, F), st);
-    cuda::swiglu_forward(swiglu_params(a.act, static_cast<const T*>(a.gate), static_cast<const T*>(a.up), N, F), st);
-    cuda::linear_forward(linear_params(a.tmp, static_cast<const T*>(a.act), lw.mlp_down, N, F, C), st);
-    cuda::add_inplace(a.x, static_cast<const T*>(a.tmp), N * C, st);
+    dense_ffn_forward(be, lw, h, a.x, a.gate, a.up, a.act, a.tmp, cfg_, N);
     return;
   }
-  const int64_t E = cfg_.moe_num_experts, K = cfg_.moe_top_k, Fm = cfg_.moe_intermediate_size;
-  const int64_t Fs = cfg_.share_expert_dim;
-  cuda::linear_forward(linear_params(a.router_logits, h, lw.router, N, C, E), st);
+  const int64_t E = cfg_.moe_num_experts;
   RouterParams<T, float> rp;
   rp.probs = a.probs;
   rp.idx = a.idx;
   rp.weights = a.weights;
   rp.load = a.load;
-  rp.logits = a.router_logits;
   rp.bias = bias_.size() > 0 ? bias_.data() + lw.moe_index * E : nullptr;
-  rp.N = N;
-  rp.E = E;
-  rp.K = K;
-  rp.renormalize = cfg_.norm_expert_weight;
-  cuda::router_forward(rp, st);
+  route(be, lw, h, a.router_logits, rp, cfg_, N);
   RoutePlan plan = a.plan;
   plan.idx = a.idx;
   plan.N = N;
   plan.E = E;
-  plan.K = K;
-  moe_ffn_forward(CudaBackend{st}, lw, plan, static_cast<const T*>(h), a.x, moe_ffn_buffers(a, a.tmp), C, Fm, Fs);
+  plan.K = cfg_.moe_top_k;
+  moe_ffn_forward(be, lw, plan, h, a.x, moe_ffn_buffers(a, a.tmp), cfg_.hidden_size, cfg_.moe_intermediate_size,
+                  cfg_.share_expert_dim);
 }
 
 template <class T>
