@@ -28,13 +28,15 @@ bool load_model_weights(const fs::path& dir, Step3Model<float>& model, const std
   ParamTable<float>& params = model.params();
   std::vector<ParamSpec> specs = params.specs();
   if (!may_be_absent.empty()) {
-    const CheckpointReader reader = CheckpointReader::open(dir);
+    const CheckpointReader reader = CheckpointReader::open(dir, params.only_side());
     std::erase_if(specs, [&](const ParamSpec& s) {
       return std::find(may_be_absent.begin(), may_be_absent.end(), s.name) != may_be_absent.end() &&
              !reader.contains(s.name);
     });
   }
-  LoadedCheckpoint loaded = load_checkpoint_f32(dir, model.config(), specs, params.data());
+  LoadOptions options;
+  options.side = params.only_side();   // a model of one AFD side reads only that side's tensors
+  LoadedCheckpoint loaded = load_checkpoint_f32(dir, model.config(), specs, params.data(), options);
   const auto& layers = model.moe_layers();
   for (size_t i = 0; i < layers.size(); ++i) {
     auto it = loaded.expert_bias.find(layers[i]);

@@ -77,14 +77,26 @@ std::vector<ParamSpec> step3_param_specs(const Step3Config& cfg, bool score_head
 }
 
 int64_t param_arena_size(const std::vector<ParamSpec>& specs) {
-  if (specs.empty()) return 0;
-  const ParamSpec& last = specs.back();
-  return last.offset + (last.count + kParamAlign - 1) / kParamAlign * kParamAlign;
+  int64_t end = 0;
+  for (const ParamSpec& s : specs)
+    if (s.offset != kNotHeld) end = std::max(end, s.offset + (s.count + kParamAlign - 1) / kParamAlign * kParamAlign);
+  return end;
 }
 
 template <class T>
-ParamTable<T>::ParamTable(const Step3Config& cfg, bool with_grad, bool score_head)
-    : cfg_(cfg), specs_(step3_param_specs(cfg, score_head)), with_grad_(with_grad) {
+ParamTable<T>::ParamTable(const Step3Config& cfg, bool with_grad, bool score_head, std::optional<ParamSide> only_side)
+    : cfg_(cfg), specs_(step3_param_specs(cfg, score_head)), with_grad_(with_grad), only_side_(only_side) {
+  if (only_side) {   // pack the held side's tensors from offset 0
+    int64_t offset = 0;
+    for (ParamSpec& s : specs_) {
+      if (s.side != *only_side) {
+        s.offset = kNotHeld;
+        continue;
+      }
+      s.offset = offset;
+      offset += (s.count + kParamAlign - 1) / kParamAlign * kParamAlign;
+    }
+  }
   for (size_t i = 0; i < specs_.size(); ++i) index_.emplace(specs_[i].name, i);
   const int64_t n = param_arena_size(specs_);
   values_.assign(static_cast<size_t>(n), T(0));
@@ -92,9 +104,16 @@ ParamTable<T>::ParamTable(const Step3Config& cfg, bool with_grad, bool score_hea
 }
 
 template <class T>
+void ParamTable<T>::fail_layout_mismatch(int64_t other_size) const {
+  fail("ParamTable::copy_values_from: the tables differ in layout (arena ", other_size, " vs ", arena_size(),
+       " elements): same config and AFD side needed");
+}
+
+template <class T>
 int64_t ParamTable<T>::num_params() const {
   int64_t n = 0;
-  for (const auto& s : specs_) n += s.count;
+  for (const auto& s : specs_)
+    if (holds(s)) n += s.count;
   return n;
 }
 
@@ -117,6 +136,7 @@ void ParamTable<T>::init(uint64_t seed) {
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < count; ++i) {
     const ParamSpec& s = specs_[static_cast<size_t>(i)];
+    if (!holds(s)) continue;
     T* w = values_.data() + s.offset;
     if (s.init == ParamInit::ones) {
       for (int64_t j = 0; j < s.count; ++j) w[j] = T(1);

@@ -15,6 +15,7 @@ namespace stepwise {
 
 template <class T>
 std::vector<T> Step3Model<T>::infer(const std::vector<InferSeq<T>>& seqs, bool all_positions) {
+  s_->require_weights(std::nullopt, "infer");
   Step3ModelState<T>& s = *s_;
   const int64_t C = s.cfg.hidden_size, L = s.cfg.num_hidden_layers, H = s.cfg.num_attention_heads;
   const int64_t D = s.cfg.head_dim, V = s.cfg.vocab_size;
@@ -153,6 +154,7 @@ void check_layer(const Step3Config& cfg, int64_t layer, const char* what) {
 template <class T>
 void Step3Model<T>::infer_embed(const int32_t* tokens, int64_t n, T* x) const {
   const Step3ModelState<T>& s = *s_;
+  s.require_weights(ParamSide::attention, "infer_embed");
   s.check_tokens(tokens, n, "tokens");
   EmbeddingParams<T> ep;
   ep.out = x;
@@ -168,6 +170,7 @@ template <class T>
 void Step3Model<T>::infer_attention_qkv(int64_t layer, const T* x, const int32_t* pos, int64_t n, T* q, T* k,
                                         T* v) const {
   const Step3ModelState<T>& s = *s_;
+  s.require_weights(ParamSide::attention, "infer_attention_qkv");
   check_layer(s.cfg, layer, "infer_attention_qkv");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
   const int64_t C = s.cfg.hidden_size, Q = s.cfg.share_q_dim;
@@ -189,6 +192,7 @@ template <class T>
 void Step3Model<T>::infer_attention_out(int64_t layer, const T* att, int64_t n, T* x, T* h, int32_t* ids,
                                         T* weights) const {
   const Step3ModelState<T>& s = *s_;
+  s.require_weights(ParamSide::attention, "infer_attention_out");
   check_layer(s.cfg, layer, "infer_attention_out");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
   const int64_t C = s.cfg.hidden_size;
@@ -211,6 +215,7 @@ template <class T>
 void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, const T* weights, int64_t n,
                               T* out) const {
   const Step3ModelState<T>& s = *s_;
+  s.require_weights(ParamSide::ffn, "infer_ffn");
   check_layer(s.cfg, layer, "infer_ffn");
   const LayerWeights<T>& lw = s.layers[static_cast<size_t>(layer)];
   const int64_t C = s.cfg.hidden_size;
@@ -258,6 +263,7 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
 template <class T>
 void Step3Model<T>::infer_logits(const T* x, int64_t n, T* logits) const {
   const Step3ModelState<T>& s = *s_;
+  s.require_weights(ParamSide::attention, "infer_logits");
   const int64_t C = s.cfg.hidden_size;
   std::vector<T> hf(static_cast<size_t>(n * C)), rstd(static_cast<size_t>(n));
   cpu::rmsnorm_forward(rmsnorm_params(hf.data(), rstd.data(), x, s.final_norm, n, C, s.cfg.rms_norm_eps));

@@ -19,7 +19,7 @@ namespace stepwise {
 
 template <class T>
 Step3ModelState<T>::Step3ModelState(const Step3Config& c, ModelOptions o, bool with_grad)
-    : cfg(c), opts(o), params(c, with_grad, o.score_head) {
+    : cfg(c), opts(o), params(c, with_grad, o.score_head, o.only_side) {
   cfg.validate("model config");
   auto ref = [&](const std::string& name) {
     const ParamSpec& s = params.spec(name);
@@ -38,6 +38,15 @@ void Step3ModelState<T>::check_tokens(const int32_t* ids, int64_t n, const char*
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= cfg.vocab_size)
       fail(what, "[", i, "] = ", ids[i], " is outside the vocabulary [0, ", cfg.vocab_size, ")");
+}
+
+template <class T>
+void Step3ModelState<T>::require_weights(std::optional<ParamSide> side, const char* what) const {
+  const std::optional<ParamSide> held = params.only_side();
+  if (!held || (side && *side == *held)) return;
+  fail("Step3Model::", what, ": this model holds only the ", *held == ParamSide::attention ? "attention" : "FFN",
+       " side's weights (ModelOptions::only_side), but ", what, " needs ",
+       side ? (*side == ParamSide::attention ? "the attention side's" : "the FFN side's") : "all of them");
 }
 
 // ---------------------------------------------------------------- layer pieces
@@ -118,6 +127,7 @@ ModelOptions& Step3Model<T>::options() { return s_->opts; }
 
 template <class T>
 double Step3Model<T>::forward(const TrainBatch& batch) {
+  s_->require_weights(std::nullopt, "forward");
   Step3ModelState<T>& s = *s_;
   if (batch.B <= 0 || batch.T <= 0 || !batch.tokens || !batch.targets || !batch.pos)
     fail("Step3Model::forward: batch needs B, T > 0 and tokens, targets, pos");

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "model/param_table.h"
@@ -25,6 +26,10 @@ struct ModelOptions {
   double aux_loss_coef = 0;   // Switch-style load-balancing loss per MoE layer: coef * E * sum_e f_e * P_e
   bool expert_bias = false;   // DeepSeek-V3 loss-free balancing: per-layer selection bias, see update_expert_bias
   bool score_head = false;    // reward models: scalar head "score.weight" [1, C] in the ParamTable (construction only)
+  // Attention-FFN disaggregation across processes: hold only this side's weights (construction only). Such a model
+  // runs only its side's per-layer calls (infer_embed / _attention_qkv / _attention_out / _logits, or infer_ffn);
+  // training, infer() and the other side's calls fail with an Error.
+  std::optional<ParamSide> only_side = std::nullopt;
 };
 
 // Per-sequence KV cache: per layer the rotated keys and the values of every token seen so far.

@@ -335,7 +335,9 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   if (gpu && mpi) fail("--device cuda runs attention and FFN on one GPU: --transport mpi does not apply");
   if (gpu) check_cuda_available();
 
-  im.served = o.model ? o.model : std::make_shared<ServingModel>(load_serving_model(o.model_dir));
+  // mpi: this process is the attention side; the FFN rank loads the experts and the other FFN weights
+  const std::optional<ParamSide> side = mpi ? std::optional<ParamSide>(ParamSide::attention) : std::nullopt;
+  im.served = o.model ? o.model : std::make_shared<ServingModel>(load_serving_model(o.model_dir, side));
   im.has_tokenizer = im.served->tokenizer.vocab_size() > 0;
   const Step3Config& cfg = im.served->model->config();
   im.max_len = o.max_model_len > 0 ? o.max_model_len : cfg.max_position_embedding;
@@ -473,6 +475,7 @@ EngineMetrics Engine::metrics() const {
     out.kv_blocks_used = im.pool->blocks_used();
     out.kv_blocks_total = im.pool->num_blocks();
   }
+  out.weight_bytes = im.served->model->params().num_params() * static_cast<int64_t>(sizeof(float));
   out.attn_wait_seconds_per_layer = im.stats->attention_wait();
   out.ffn_wait_seconds_per_layer = im.stats->ffn_wait();
   return out;

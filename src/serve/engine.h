@@ -90,6 +90,8 @@ struct EngineOptions {
 struct EngineMetrics {
   int64_t running = 0, waiting = 0;
   int64_t kv_blocks_used = 0, kv_blocks_total = 0;
+  int64_t weight_bytes = 0;                         // fp32 weights this process holds (transport mpi: the attention
+                                                    // side only; the FFN rank holds the rest)
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0, requests_total = 0;
   std::vector<double> ttft_seconds;                 // recent samples (the HTTP layer turns them into histograms)
   std::vector<double> itl_seconds;                  // inter-token latencies, recent samples

@@ -6,10 +6,12 @@
 
 namespace stepwise {
 
-ServingModel load_serving_model(const fs::path& dir) {
+ServingModel load_serving_model(const fs::path& dir, std::optional<ParamSide> only_side) {
   if (!fs::is_directory(dir)) fail(dir.string(), ": not a checkpoint directory");
   const Step3Config cfg = Step3Config::load(dir);
-  auto model = std::make_unique<Step3Model<float>>(cfg, ModelOptions{}, false);
+  ModelOptions options;
+  options.only_side = only_side;
+  auto model = std::make_unique<Step3Model<float>>(cfg, options, false);
   // loss-free balancing biases steer expert selection when the trainer saved them
   model->options().expert_bias = load_model_weights(dir, *model);
   ServingModel out{std::move(model), Tokenizer::load(dir)};

@@ -2,6 +2,7 @@
 // with its optional loss-free expert biases, and the tokenizer.
 #pragma once
 #include <memory>
+#include <optional>
 
 #include "core/fs.h"
 #include "data/tokenizer.h"
@@ -15,7 +16,7 @@ struct ServingModel {
 };
 
 // Throws Error naming the file and tensor when something is missing or malformed, or when the tokenizer's vocabulary
-// does not fit the model's.
-ServingModel load_serving_model(const fs::path& dir);
+// does not fit the model's. only_side: load just that AFD side's weights (ModelOptions::only_side).
+ServingModel load_serving_model(const fs::path& dir, std::optional<ParamSide> only_side = std::nullopt);
 
 }  // namespace stepwise

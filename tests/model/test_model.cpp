@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "adamw_for_tests.h"
+#include "core/error.h"
 #include "model/step3_model.h"
 #include "ops.h"
 
@@ -205,6 +206,54 @@ TEST(Step3Model, KvCacheDecodingMatchesFullRecompute) {
     for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
     const double loss = mx + std::log(sum) - row[tgt[static_cast<size_t>(i)]];
     EXPECT_NEAR(trainer.token_loss()[i], loss, 1e-4);
+  }
+}
+
+// A model of one AFD side (ModelOptions::only_side) computes its side's per-layer pieces exactly as the full model
+// does, and refuses what needs the other side's weights.
+TEST(Step3Model, OneAfdSideRunsItsPiecesAndRefusesTheRest) {
+  const Step3Config cfg = tiny_config(false);
+  const int64_t n = 5, C = cfg.hidden_size, H = cfg.num_attention_heads, D = cfg.head_dim, K = cfg.moe_top_k;
+  Step3Model<float> full(cfg, {}, false);
+  randomize(full.params(), 23);
+  ModelOptions attention_only, ffn_only;
+  attention_only.only_side = ParamSide::attention;
+  ffn_only.only_side = ParamSide::ffn;
+  Step3Model<float> attn(cfg, attention_only, false), ffn(cfg, ffn_only, false);
+  for (Step3Model<float>* side : {&attn, &ffn})
+    for (const ParamSpec& s : side->params().specs())
+      if (ParamTable<float>::holds(s))
+        std::copy_n(full.params().value(s.name), s.count, side->params().value(s));
+  EXPECT_EQ(attn.params().num_params() + ffn.params().num_params(), full.params().num_params());
+
+  std::vector<int32_t> tokens(n), pos(n);
+  for (int64_t i = 0; i < n; ++i) {
+    tokens[static_cast<size_t>(i)] = static_cast<int32_t>((5 * i + 2) % cfg.vocab_size);
+    pos[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  }
+  auto pieces = [&](const Step3Model<float>& a, const Step3Model<float>& f, int64_t layer) {
+    std::vector<float> x(n * C), q(n * H * D), k(n * D), v(n * D), h(n * C), w(n * K), out(n * C);
+    std::vector<int32_t> ids(n * K);
+    a.infer_embed(tokens.data(), n, x.data());
+    a.infer_attention_qkv(layer, x.data(), pos.data(), n, q.data(), k.data(), v.data());
+    a.infer_attention_out(layer, q.data(), n, x.data(), h.data(), ids.data(), w.data());   // q stands in for att
+    f.infer_ffn(layer, h.data(), ids.data(), w.data(), n, out.data());
+    std::vector<float> all = x;
+    for (auto* part : {&q, &k, &v, &h, &w, &out}) all.insert(all.end(), part->begin(), part->end());
+    return all;
+  };
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer)
+    EXPECT_EQ(pieces(attn, ffn, layer), pieces(full, full, layer)) << "layer " << layer;
+
+  std::vector<float> h(n * C, 0.5f), out(n * C);
+  EXPECT_THROW(attn.infer_ffn(0, h.data(), nullptr, nullptr, n, out.data()), Error);
+  EXPECT_THROW(ffn.infer_embed(tokens.data(), n, h.data()), Error);
+  KvCache<float> cache = attn.new_cache();
+  try {
+    attn.infer(cache, tokens.data(), n);
+    FAIL() << "a model holding only the attention side ran the whole forward";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("only the attention side"), std::string::npos) << e.what();
   }
 }
 

@@ -75,6 +75,40 @@ TEST(ParamTable, SeededInitIsDeterministicAndPrecisionIndependent) {
   EXPECT_EQ(no_grad.grad(e), nullptr);
 }
 
+TEST(ParamTable, AfdSideTablesHoldOnlyTheirSidePacked) {
+  const ParamTable<float> full(small_config(), false);
+  int64_t held_total = 0;
+  for (ParamSide side : {ParamSide::attention, ParamSide::ffn}) {
+    ParamTable<float> t(small_config(), true, false, side);
+    EXPECT_EQ(t.only_side(), side);
+    ASSERT_EQ(t.specs().size(), full.specs().size());   // every tensor stays listed
+    int64_t end = 0, count = 0;
+    for (const ParamSpec& s : t.specs()) {
+      EXPECT_EQ(ParamTable<float>::holds(s), s.side == side) << s.name;
+      if (!ParamTable<float>::holds(s)) {
+        EXPECT_EQ(t.value(s), nullptr) << s.name;
+        EXPECT_EQ(t.grad(s), nullptr) << s.name;
+        continue;
+      }
+      EXPECT_EQ(s.offset % kParamAlign, 0) << s.name;
+      EXPECT_GE(s.offset, end) << s.name;   // packed in order, non-overlapping
+      end = s.offset + s.count;
+      count += s.count;
+      ASSERT_NE(t.grad(s), nullptr) << s.name;
+    }
+    EXPECT_LE(end, t.arena_size());
+    EXPECT_LT(t.arena_size(), full.arena_size());
+    EXPECT_EQ(t.num_params(), count);
+    held_total += count;
+    t.init(3);   // initialises only what it holds
+    const char* own = side == ParamSide::attention ? "model.norm.weight" : "model.layers.0.mlp.up_proj.weight";
+    EXPECT_NE(t.value(own), nullptr);
+  }
+  EXPECT_EQ(held_total, full.num_params());   // the two sides split the model exactly
+  ParamTable<float> attention(small_config(), false, false, ParamSide::attention);
+  EXPECT_THROW(attention.copy_values_from(full), Error);
+}
+
 TEST(ModelInfo, Step3FullConfiguration) {
   const Step3Config c = Step3Config::load(std::string(STEPWISE_SOURCE_DIR) + "/recipes/models/step3.yaml");
   const ModelInfo info = compute_model_info(c, 4096);

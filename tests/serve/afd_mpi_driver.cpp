@@ -1,7 +1,8 @@
 // Test driver run by test_afd_mpi under `mpirun -np 2`: rank 0 is the attention side, rank 1 the FFN rank
 // (run_mpi_ffn_rank, as `stepwise serve --transport mpi` runs it). Modes:
 //   decode     rank 0 builds an Engine with transport mpi, decodes the prompts of --prompts (one line of token ids
-//              each) greedily and writes "<finish_reason> <tokens...>" per prompt to --out.
+//              each) greedily and writes "<finish_reason> <tokens...>" per prompt to --out; prints the weight bytes
+//              the attention rank holds.
 //   ffn-check  rank 0 drives the raw MpiTransport: a malformed work item (must come back as FfnResult.error), then a
 //              dense and a MoE layer (must equal infer_ffn computed locally); writes one "name: verdict" line each.
 #include <CLI/CLI.hpp>
@@ -73,9 +74,12 @@ void run_decode(const DriverArgs& a) {
         return true;
       });
     }
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return reasons.size() == prompts.size(); }))
-      fail("decode: requests did not finish within 60 s");
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return reasons.size() == prompts.size(); }))
+        fail("decode: requests did not finish within 60 s");
+    }
+    std::printf("attention rank weight bytes: %lld\n", static_cast<long long>(engine.metrics().weight_bytes));
   }   // the engine closes the MPI link: rank 1 returns from run_mpi_ffn_rank
   std::ofstream out(a.out);
   for (size_t i = 0; i < prompts.size(); ++i) {

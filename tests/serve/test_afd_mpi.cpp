@@ -1,12 +1,14 @@
 // The MPI transport of Attention-FFN disaggregation, run for real: `mpirun -np 2` of afd_mpi_driver (rank 0: engine
 // with transport mpi, rank 1: the FFN rank) must decode exactly what the in-process AFD engine (3 micro-batches) and
-// the engine without disaggregation decode; FFN-side errors come back as results; bad set-ups fail with clear errors.
+// the engine without disaggregation decode, each rank holding only its side's weights; FFN-side errors come back as
+// results; bad set-ups fail with clear errors.
 #include <sys/wait.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "model/param_table.h"
 #include "serve/afd/mpi_transport.h"
 #include "serve_fixture.h"
 
@@ -74,7 +76,8 @@ std::vector<std::string> decode_in_process(const std::string& transport) {
   return lines;
 }
 
-std::vector<std::string> decode_under_mpirun(const std::string& env) {
+// log: when given, receives mpirun's output (both ranks).
+std::vector<std::string> decode_under_mpirun(const std::string& env, std::string* log = nullptr) {
   const fs::path dir = serve_scratch("mpi");
   const fs::path prompt_file = dir / "prompts.txt", out = dir / cat("tokens", env.empty() ? "" : "_serialised", ".txt");
   {
@@ -91,6 +94,7 @@ std::vector<std::string> decode_under_mpirun(const std::string& env) {
                                     " --micro-batches 3"),
                                 env);
   EXPECT_EQ(run.exit_code, 0) << run.log;
+  if (log) *log = run.log;
   std::vector<std::string> lines;
   std::istringstream in(read_text(out));
   for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -104,11 +108,20 @@ TEST(AfdMpi, TwoProcessesDecodeExactlyAsInProcessAndWithoutAfd) {
   SKIP_WITHOUT_MPIRUN();
   const std::vector<std::string> inproc = decode_in_process("inproc");
   const std::vector<std::string> local = decode_in_process("local");
-  const std::vector<std::string> mpi = decode_under_mpirun("");
+  std::string log;
+  const std::vector<std::string> mpi = decode_under_mpirun("", &log);
   ASSERT_EQ(inproc.size(), kPrompts);
   EXPECT_EQ(inproc, local);
   EXPECT_EQ(mpi, inproc);
   for (const std::string& line : mpi) EXPECT_EQ(line.rfind("length ", 0), 0u) << line;   // 8 tokens, no error
+
+  // the attention rank holds only the attention side's weights; the FFN rank the rest
+  const Step3Config cfg = Step3Config::load(tiny_checkpoint());
+  const int64_t attention = ParamTable<float>(cfg, false, false, ParamSide::attention).num_params();
+  const int64_t all = ParamTable<float>(cfg, false).num_params();
+  ASSERT_LT(attention, all);
+  EXPECT_NE(log.find(cat("attention rank weight bytes: ", attention * 4, "\n")), std::string::npos) << log;
+  EXPECT_NE(log.find(cat(all - attention, " FFN-side parameters")), std::string::npos) << log;
 }
 
 TEST(AfdMpi, SerialisedMpiCallsDecodeTheSame) {   // the path taken when MPI_THREAD_MULTIPLE is not granted

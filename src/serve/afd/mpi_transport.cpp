@@ -26,7 +26,7 @@
 #include <mutex>
 #include <thread>
 
-#include "ckpt/convert_load.h"
+#include "ckpt/model_io.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/afd/afd_stats.h"
@@ -396,10 +396,10 @@ void run_mpi_ffn_rank(const fs::path& model_dir, int64_t ffn_workers) {
   try {
     if (!fs::is_directory(model_dir)) fail(model_dir.string(), ": not a checkpoint directory");
     const Step3Config cfg = Step3Config::load(model_dir);
-    model = std::make_unique<Step3Model<float>>(cfg, ModelOptions{}, false);
-    LoadOptions only_ffn;
-    only_ffn.side = ParamSide::ffn;
-    load_checkpoint_f32(model_dir, cfg, model->params().specs(), model->params().data(), only_ffn);
+    ModelOptions ffn_side;
+    ffn_side.only_side = ParamSide::ffn;   // the experts, shared experts and dense MLPs, nothing else
+    model = std::make_unique<Step3Model<float>>(cfg, ffn_side, false);
+    load_model_weights(model_dir, *model);
     ready.hidden_size = cfg.hidden_size;
     ready.num_layers = cfg.num_hidden_layers;
   } catch (const std::exception& e) {
@@ -420,7 +420,8 @@ void run_mpi_ffn_rank(const fs::path& model_dir, int64_t ffn_workers) {
     transport.close();
     fail("FFN rank: ", ready.error);
   }
-  log_info("serve: FFN rank ready (", ffn_workers, " FFN worker", ffn_workers == 1 ? "" : "s", ")");
+  log_info("serve: FFN rank ready (", ffn_workers, " FFN worker", ffn_workers == 1 ? "" : "s", ", ",
+           model->params().num_params(), " FFN-side parameters)");
   AfdStats stats(model->config().num_hidden_layers);
   {
     std::vector<std::unique_ptr<FfnWorker>> workers;

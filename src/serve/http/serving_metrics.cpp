@@ -44,6 +44,8 @@ std::string ServingMetrics::render(const EngineMetrics& engine) const {
   out.gauge("stepwise_requests_waiting", "Requests waiting for admission.", double(engine.waiting));
   out.gauge("stepwise_kv_cache_blocks_used", "KV-cache blocks in use.", double(engine.kv_blocks_used));
   out.gauge("stepwise_kv_cache_blocks_total", "KV-cache blocks in the pool.", double(engine.kv_blocks_total));
+  out.gauge("stepwise_model_weight_bytes", "Model weights held by this process (AFD over MPI: the attention side).",
+            double(engine.weight_bytes));
   out.gauge("stepwise_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (0..1).",
             engine.kv_blocks_total > 0 ? double(engine.kv_blocks_used) / double(engine.kv_blocks_total) : 0.0);
   per_layer(out, "stepwise_afd_attention_wait_seconds_total", "AFD: time attention workers waited for FFN results, per layer.",
