@@ -367,7 +367,7 @@ Engine::Engine(const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
     if (o.transport == "inproc") {
       im.transport = std::make_unique<InprocTransport>();
       for (int64_t i = 0; i < o.ffn_workers; ++i)
-        im.ffn_workers.push_back(std::make_unique<FfnWorker>(*im.served->model, *im.transport, *im.stats));
+        im.ffn_workers.push_back(std::make_unique<FfnWorker>(*im.served->model, *im.transport));
     }
     im.attention = std::make_unique<AttentionWorker>(*im.served->model, *im.pool, im.transport.get(),
                                                      o.micro_batches, *im.stats);

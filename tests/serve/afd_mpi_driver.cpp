@@ -2,7 +2,7 @@
 // (run_mpi_ffn_rank, as `stepwise serve --transport mpi` runs it). Modes:
 //   decode     rank 0 builds an Engine with transport mpi, decodes the prompts of --prompts (one line of token ids
 //              each) greedily and writes "<finish_reason> <tokens...>" per prompt to --out; prints the weight bytes
-//              the attention rank holds.
+//              the attention rank holds and the FFN workers' wait time as rank 0 recorded it.
 //   ffn-check  rank 0 drives the raw MpiTransport: a malformed work item (must come back as FfnResult.error), then a
 //              dense and a MoE layer (must equal infer_ffn computed locally); writes one "name: verdict" line each.
 #include <CLI/CLI.hpp>
@@ -79,7 +79,11 @@ void run_decode(const DriverArgs& a) {
       if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return reasons.size() == prompts.size(); }))
         fail("decode: requests did not finish within 60 s");
     }
-    std::printf("attention rank weight bytes: %lld\n", static_cast<long long>(engine.metrics().weight_bytes));
+    const EngineMetrics m = engine.metrics();
+    double ffn_wait = 0;
+    for (double s : m.ffn_wait_seconds_per_layer) ffn_wait += s;
+    std::printf("attention rank weight bytes: %lld\nffn wait seconds on rank 0: %.9f\n",
+                static_cast<long long>(m.weight_bytes), ffn_wait);
   }   // the engine closes the MPI link: rank 1 returns from run_mpi_ffn_rank
   std::ofstream out(a.out);
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -122,6 +122,11 @@ TEST(AfdMpi, TwoProcessesDecodeExactlyAsInProcessAndWithoutAfd) {
   ASSERT_LT(attention, all);
   EXPECT_NE(log.find(cat("attention rank weight bytes: ", attention * 4, "\n")), std::string::npos) << log;
   EXPECT_NE(log.find(cat(all - attention, " FFN-side parameters")), std::string::npos) << log;
+  // the FFN rank's wait times reach rank 0's metrics with its results
+  const std::string wait_tag = "ffn wait seconds on rank 0: ";
+  const size_t at = log.find(wait_tag);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GT(std::stod(log.substr(at + wait_tag.size())), 0.0) << log;
 }
 
 TEST(AfdMpi, SerialisedMpiCallsDecodeTheSame) {   // the path taken when MPI_THREAD_MULTIPLE is not granted

@@ -153,7 +153,7 @@ TEST_F(Fixture, AfdLateResultsOfAFailedStepAreNotTakenByTheNextStep) {
   FirstResultFailsTransport transport;
   AfdStats stats(cfg.num_hidden_layers);
   {
-    FfnWorker ffn(model, transport, stats);
+    FfnWorker ffn(model, transport);
     AttentionWorker worker(model, pool, &transport, 2, stats);
     // step 1: micro-batch 0's layer-0 result is an error, so the step fails while micro-batch 1's is in flight
     EXPECT_THROW(

@@ -1,4 +1,5 @@
-// Per-layer wait times of Attention-FFN disaggregation, shared by the attention side and the FFN worker threads.
+// Per-layer wait times of Attention-FFN disaggregation, recorded on the attention side: its own waits for FFN results,
+// and the FFN workers' waits for work, which arrive with each FFN result (so they count across MPI processes too).
 #pragma once
 #include <cstdint>
 #include <mutex>

@@ -97,6 +97,7 @@ void AttentionWorker::ffn_collect(int64_t layer, int64_t index, MicroBatch& mb) 
       stats_.add_attention_wait(layer, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     if (!got.error.empty()) fail("FFN worker failed on layer ", layer, ": ", got.error);
+    stats_.add_ffn_wait(layer, got.wait_seconds);
     if (got.out.size() != mb.ffn_out.size())
       fail("FFN result of layer ", layer, " has ", got.out.size(), " values, expected ", mb.ffn_out.size());
     mb.ffn_out = std::move(got.out);

@@ -14,8 +14,8 @@ FfnResult InprocTransport::recv_result() {
   return std::move(*r);
 }
 
-FfnWorker::FfnWorker(const Step3Model<float>& model, Transport& transport, AfdStats& stats)
-    : model_(model), transport_(transport), stats_(stats), thread_([this] { run(); }) {}
+FfnWorker::FfnWorker(const Step3Model<float>& model, Transport& transport)
+    : model_(model), transport_(transport), thread_([this] { run(); }) {}
 
 FfnWorker::~FfnWorker() {
   if (thread_.joinable()) thread_.join();
@@ -27,8 +27,8 @@ void FfnWorker::run() {
     const auto t0 = std::chrono::steady_clock::now();
     std::optional<FfnWork> work = transport_.recv_work();
     if (!work) return;
-    stats_.add_ffn_wait(work->layer, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     FfnResult r;
+    r.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.step = work->step;
     r.layer = work->layer;
     r.micro_batch = work->micro_batch;

@@ -1,19 +1,19 @@
 // An FFN worker thread: receives one layer of one micro-batch (normalised hidden states + routing) from the
 // transport, runs the FFN side of the model on it (dense MLP, or routed experts + shared expert) and sends the
-// output back. Several workers may share one transport (they take micro-batches in turn).
+// output back, with how long it waited for the work. Several workers may share one transport (they take
+// micro-batches in turn).
 #pragma once
 #include <thread>
 
 #include "model/step3_model.h"
-#include "serve/afd/afd_stats.h"
 #include "serve/afd/transport.h"
 
 namespace stepwise {
 
 class FfnWorker {
  public:
-  // Starts the thread. model, transport and stats must outlive the worker.
-  FfnWorker(const Step3Model<float>& model, Transport& transport, AfdStats& stats);
+  // Starts the thread. model and transport must outlive the worker.
+  FfnWorker(const Step3Model<float>& model, Transport& transport);
   ~FfnWorker();   // joins; close the transport first
   FfnWorker(const FfnWorker&) = delete;
   FfnWorker& operator=(const FfnWorker&) = delete;
@@ -22,7 +22,6 @@ class FfnWorker {
   void run();
   const Step3Model<float>& model_;
   Transport& transport_;
-  AfdStats& stats_;
   std::thread thread_;
 };
 

@@ -3,7 +3,7 @@
 // non-empty payload array. A per-direction send mutex keeps a header and its payload adjacent, and MPI's
 // non-overtaking rule (same source, tag and communicator) keeps them in order at the receiver.
 //   work      a = hidden floats (n*C), b = ids int32 (n*K or 0), c = weights floats (n*K or 0)
-//   result    a = out floats (n*C), b = error bytes
+//   result    a = out floats (n*C), b = error bytes, c = the FFN worker's wait for this work in nanoseconds
 //   ready     a = hidden_size, b = num_hidden_layers, c = error bytes   (rank 1 -> 0, once, after loading)
 //   close     (rank 0 -> 1: no more work)      close_ack   (rank 1 -> 0: every result was sent)
 // Threading: with MPI_THREAD_MULTIPLE, sends are plain MPI_Send on the caller's thread and a receive thread per
@@ -29,7 +29,6 @@
 #include "ckpt/model_io.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "serve/afd/afd_stats.h"
 #include "serve/afd/ffn_worker.h"
 
 namespace stepwise {
@@ -252,6 +251,7 @@ void MpiTransport::Impl::receive_loop_body() {
       r.layer = h.layer;
       r.micro_batch = h.micro_batch;
       r.n = h.n;
+      r.wait_seconds = static_cast<double>(h.c) * 1e-9;
       r.out = link->recv_array<float>(h.a, MPI_FLOAT, tag, "out");
       r.error = link->recv_text(h.b, tag);
       results.push(std::move(r));
@@ -348,6 +348,7 @@ void MpiTransport::send_result(FfnResult result) {
   h.n = result.n;
   h.a = static_cast<int64_t>(result.out.size());
   h.b = static_cast<int64_t>(result.error.size());
+  h.c = static_cast<int64_t>(result.wait_seconds * 1e9);
   std::lock_guard<std::mutex> lock(im.send_mu);
   if (im.closed) fail("MpiTransport::send_result after close");
   im.link->send_header(h, kResultTag);
@@ -422,11 +423,9 @@ void run_mpi_ffn_rank(const fs::path& model_dir, int64_t ffn_workers) {
   }
   log_info("serve: FFN rank ready (", ffn_workers, " FFN worker", ffn_workers == 1 ? "" : "s", ", ",
            model->params().num_params(), " FFN-side parameters)");
-  AfdStats stats(model->config().num_hidden_layers);
   {
     std::vector<std::unique_ptr<FfnWorker>> workers;
-    for (int64_t i = 0; i < ffn_workers; ++i)
-      workers.push_back(std::make_unique<FfnWorker>(*model, transport, stats));
+    for (int64_t i = 0; i < ffn_workers; ++i) workers.push_back(std::make_unique<FfnWorker>(*model, transport));
   }   // joins: the workers return once rank 0's close message ends the work queue
   transport.close();
   log_info("serve: FFN rank closed by the attention rank; exiting");

@@ -26,6 +26,7 @@ struct FfnResult {
   int64_t layer = 0, micro_batch = 0, n = 0;
   std::vector<float> out;        // (n, C) FFN output (added to the residual stream by the attention side)
   std::string error;             // non-empty when the FFN side failed on this work
+  double wait_seconds = 0;       // how long the FFN worker waited for this work (the attention side records it)
 };
 
 class Transport {
