@@ -1,7 +1,8 @@
 // The serving step on CUDA (serve/cuda/cuda_step_model.h) against the CPU AttentionWorker on a tiny random model
 // with dense and MoE layers and odd sizes: logits of mixed prefill / chunked-prefill / decode steps over several
-// sequences with scattered block tables crossing block boundaries (fp32 < 1e-5, bf16 < 2e-2, step buffers poisoned),
-// and greedy generation through the Engine with device cuda (fp32) equal to the CPU engine's tokens.
+// sequences with scattered block tables crossing block boundaries (fp32 < 1e-5; bf16 < 5e-2, every token routed to
+// all experts; step buffers poisoned), and greedy generation through the Engine with device cuda (fp32) equal to the
+// CPU engine's tokens.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "gpu_testing.h"
 #include "serve/afd/attention_worker.h"
 #include "serve/cuda/cuda_step_model.h"
@@ -21,21 +23,24 @@ namespace {
 
 using namespace gpu_testing;
 
-// Layer 0 dense, layers 1-2 MoE with a shared expert; no size a multiple of a tile.
-Step3Config tiny_config() {
+// Layer 0 dense, layers 1-2 MoE with a shared expert; no size a multiple of a tile. top_k 2 of 5 experts, or all 5.
+Step3Config tiny_config(int64_t top_k) {
   return Step3Config::from_yaml_string(
-      "{hidden_size: 48, num_hidden_layers: 3, num_attention_heads: 3, head_dim: 16, share_q_dim: 24,"
-      " intermediate_size: 40, moe_layers_enum: '1,2', moe_num_experts: 5, moe_top_k: 2, moe_intermediate_size: 24,"
-      " share_expert_dim: 20, norm_expert_weight: true, vocab_size: 101, rope_theta: 10000,"
-      " max_position_embedding: 128}",
+      cat("{hidden_size: 48, num_hidden_layers: 3, num_attention_heads: 3, head_dim: 16, share_q_dim: 24,"
+          " intermediate_size: 40, moe_layers_enum: '1,2', moe_num_experts: 5, moe_top_k: ", top_k,
+          ", moe_intermediate_size: 24, share_expert_dim: 20, norm_expert_weight: true, vocab_size: 101,"
+          " rope_theta: 10000, max_position_embedding: 128}"),
       "tiny serve");
 }
 
 // Matrices U(-0.3, 0.3), norm weights 1 + U(-0.3, 0.3); bf16: every value rounded to bf16 (the CPU then sees
-// exactly the device's weights).
+// exactly the device's weights), and every token routed to all experts: with top-2 of 5, bf16 activations flip
+// near-tied expert choices against the fp32 CPU (a CPU run with 1e-4 relative weight noise already flips one on
+// this data in 4 of 10 draws), which moves whole rows of logits by ~0.2; a comparison of bf16 rounding needs a
+// route that does not jump. fp32 keeps top-2 (its rounding is far below the closest tie).
 std::shared_ptr<ServingModel> tiny_model(bool bf16_weights) {
   auto served = std::make_shared<ServingModel>();
-  served->model = std::make_unique<Step3Model<float>>(tiny_config(), ModelOptions{}, false);
+  served->model = std::make_unique<Step3Model<float>>(tiny_config(bf16_weights ? 5 : 2), ModelOptions{}, false);
   ParamTable<float>& t = served->model->params();
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<double> u(-0.3, 0.3);
@@ -111,9 +116,11 @@ TEST(CudaStepModel, Fp32LogitsMatchTheCpuWorker) {
   EXPECT_LT(step_logits_error(CudaComputeType::fp32), 1e-5);
 }
 
+// bf16 activations over 3 layers against fp32: ~1e-2 expected (the CPU with 1e-3 .. 3e-3 relative weight noise on
+// this data gives 5e-3 .. 1.6e-2 per step); a wrong row, block or conversion gives errors of order 1.
 TEST(CudaStepModel, Bf16LogitsMatchTheCpuWorker) {
   STEPWISE_REQUIRE_GPU();
-  EXPECT_LT(step_logits_error(CudaComputeType::bf16), 2e-2);
+  EXPECT_LT(step_logits_error(CudaComputeType::bf16), 5e-2);
 }
 
 // Runs greedy requests through an engine and returns each one's generated tokens.

@@ -140,7 +140,11 @@ TEST(Step3CudaModel, Fp32StepMatchesCpu) {
   gpu.download_params(got);
   const std::vector<float> g(got.data(), got.data() + got.arena_size());
   const std::vector<float> w(cpu_model.params().data(), cpu_model.params().data() + got.arena_size());
-  EXPECT_LT(normalized_error(g, w), 1e-5);
+  // Not 1e-5: AdamW's first steps move each weight by about +-lr whatever its gradient's size, so a gradient element
+  // near zero whose sign fp32 rounding decides moves the two copies apart by up to 2 lr (CPU fp32 against CPU fp64
+  // on this test's data: one element gives 5.5e-6 alone). A missing weight decay alone is off by about 3e-4 here
+  // (lr * weight_decay * 3 steps).
+  EXPECT_LT(normalized_error(g, w), 1e-4);
 }
 
 TEST(Step3CudaModel, Bf16LossMatchesCpu) {
