@@ -12,6 +12,7 @@
 #include "model/cuda/step3_cuda_model.h"
 #include "model/step3_model.h"
 #include "ops.h"
+#include "train/optimizer.h"
 
 namespace stepwise {
 namespace {
@@ -70,30 +71,6 @@ double norm_of(const std::vector<float>& v) {
 
 double relative(double got, double want) { return std::abs(got - want) / std::max(std::abs(want), 1e-12); }
 
-// The CPU trainer's AdamW (train/optimizer.cpp) over a whole table: global-norm clipping, per-tensor weight decay.
-struct CpuAdamW {
-  std::vector<float> m, v;
-  int64_t step = 0;
-  explicit CpuAdamW(int64_t n) : m(static_cast<size_t>(n), 0.f), v(static_cast<size_t>(n), 0.f) {}
-  void update(ParamTable<float>& t, const CudaAdamWConfig& h, double lr, double max_norm, double norm) {
-    if (max_norm > 0 && norm > max_norm)
-      cpu::scale_inplace(t.grad_data(), t.arena_size(), static_cast<float>(max_norm / norm));
-    ++step;
-    for (const ParamSpec& s : t.specs()) {
-      AdamWParams p;
-      p.param = t.value(s);
-      p.grad = t.grad(s);
-      p.m = m.data() + s.offset;
-      p.v = v.data() + s.offset;
-      p.n = s.count;
-      p.step = step;
-      p.lr = float(lr), p.beta1 = float(h.beta1), p.beta2 = float(h.beta2), p.eps = float(h.eps);
-      p.weight_decay = s.weight_decay ? float(h.weight_decay) : 0.f;
-      cpu::adamw_update(p);
-    }
-  }
-};
-
 TEST(Step3CudaModel, Fp32StepMatchesCpu) {
   STEPWISE_REQUIRE_GPU();
   const Step3Config cfg = tiny_config();
@@ -105,7 +82,7 @@ TEST(Step3CudaModel, Fp32StepMatchesCpu) {
   ParamTable<float> got(cfg);
 
   const CudaAdamWConfig hyper{0.9, 0.95, 1e-8, 0.1};
-  CpuAdamW cpu_opt(cpu_model.params().arena_size());
+  AdamW cpu_opt(cpu_model.params(), AdamWConfig{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay});
   for (int step = 0; step < 3; ++step) {
     const Batch batch(3, 29, cfg.vocab_size, 100 + step);
     cpu_model.params().zero_grad();
@@ -133,7 +110,8 @@ TEST(Step3CudaModel, Fp32StepMatchesCpu) {
     const double norm = gpu.grad_norm();
     EXPECT_LT(relative(norm, want_norm), 1e-4) << "step " << step;
     const double clip = 0.5 * want_norm;   // clipping active
-    cpu_opt.update(cpu_model.params(), hyper, 1e-3, clip, want_norm);
+    AdamW::clip(cpu_model.params(), want_norm, clip);   // the CPU trainer's clip + AdamW
+    cpu_opt.step(cpu_model.params(), 1e-3);
     gpu.optimizer_step(hyper, 1e-3, clip, norm);
   }
   EXPECT_EQ(gpu.optimizer_steps(), 3);
@@ -209,7 +187,7 @@ TEST(Step3CudaModel, Bf16TrainingFollowsCpuFp32) {
   Step3CudaModel gpu(cfg, opts, CudaComputeType::bf16);
   gpu.upload_params(cpu_model.params());
   const CudaAdamWConfig hyper{0.9, 0.95, 1e-8, 0.1};
-  CpuAdamW cpu_opt(cpu_model.params().arena_size());
+  AdamW cpu_opt(cpu_model.params(), AdamWConfig{hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay});
   LearnableData data(cfg.vocab_size, 42);
   std::vector<int32_t> tokens, targets, pos;
   const int steps = 200;
@@ -222,9 +200,8 @@ TEST(Step3CudaModel, Bf16TrainingFollowsCpuFp32) {
     cpu_model.params().zero_grad();
     cpu_curve.push_back(cpu_model.forward(batch));
     cpu_model.backward_mean();
-    const double cpu_norm = std::sqrt(cpu::sum_squares(cpu_model.params().grad_data(),
-                                                       cpu_model.params().arena_size()));
-    cpu_opt.update(cpu_model.params(), hyper, lr, 1.0, cpu_norm);
+    AdamW::clip(cpu_model.params(), AdamW::grad_norm(cpu_model.params()), 1.0);
+    cpu_opt.step(cpu_model.params(), lr);
     cpu_model.update_expert_bias(1e-3);
 
     gpu.zero_grad();
