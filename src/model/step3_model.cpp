@@ -1,5 +1,6 @@
-// Step3Model training path: weight views, the layer pieces (shared with inference), forward over a packed batch with
-// saved activations, backward with per-token loss weights, MoE load statistics and loss-free expert bias.
+// Step3Model training path: weight views, the layer pieces (shared with inference; their math is model/layer_forward.h
+// and layer_backward.h through CpuBackend), forward over a packed batch with saved activations, backward with
+// per-token loss weights, MoE load statistics and loss-free expert bias.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

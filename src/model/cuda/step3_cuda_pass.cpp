@@ -1,6 +1,7 @@
-// The Step-3 layers on the device in activation type T (float or bf16): the same pieces, order and saved tensors as
-// Step3Model's training path (step3_model.cpp), each op a stepwise::cuda launch on the model's stream. Statistics
-// (rstd, lse), routing probabilities/weights, losses and parameter gradients are fp32 (S = float) in both modes.
+// The Step-3 training pass on the device in activation type T (float or bf16): device arenas carved in the shared
+// layer layout (model/layer_acts.h), and the layer math of model/layer_forward.h / layer_backward.h (the code the CPU
+// model runs and gradient-checks) queued through CudaBackend on the model's stream. Statistics (rstd, lse), routing
+// probabilities/weights, losses and parameter gradients are fp32 (S = float) in both modes.
 // Glossary: N tokens, C hidden, Q share_q_dim, H heads, D head_dim, F dense FFN, E experts, K top_k, R = N*K,
 // Fm expert FFN, Fs shared-expert FFN, V vocabulary.
 #include <type_traits>
