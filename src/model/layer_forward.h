@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "model/layer_acts.h"
 #include "model/op_params.h"
 #include "model/step3_config.h"
 #include "ops.h"
@@ -171,6 +172,22 @@ void moe_ffn_forward(const Backend& be, const Weights& lw, const RoutePlan& plan
   be.swiglu_forward(swiglu_params(b.s_act, static_cast<const T*>(b.s_gate), static_cast<const T*>(b.s_up), N, Fs));
   be.linear_forward(linear_params(b.tmp, static_cast<const T*>(b.s_act), lw.share_down, N, Fs, C));
   be.add_inplace(x_out, static_cast<const T*>(b.tmp), N * C);
+}
+
+// The FFN half of a layer's forward over the training layout (model/layer_acts.h): x_out (N, C) += the dense MLP of
+// a.h2, or the routed experts + shared expert of a.h2 routed by rp (the caller sets its output buffers, bias and
+// aux_coef as for route(); a.logits, a.plan and the MoE buffers are used); tmp (N, C) is scratch.
+template <class Backend, class T, class S, class Weights>
+void ffn_layer_forward(const Backend& be, const Weights& lw, const LayerActs<T, S>& a, T* x_out, T* tmp,
+                       const RouterParams<T, S>& rp, const Step3Config& cfg, int64_t N) {
+  const T* h2 = a.h2;
+  if (!lw.moe) {
+    dense_ffn_forward(be, lw, h2, x_out, a.gate, a.up, a.act, tmp, cfg, N);
+    return;
+  }
+  route(be, lw, h2, a.logits, rp, cfg, N);
+  moe_ffn_forward(be, lw, a.plan, h2, x_out, moe_ffn_buffers(a, tmp), cfg.hidden_size, cfg.moe_intermediate_size,
+                  cfg.share_expert_dim);
 }
 
 }  // namespace stepwise

@@ -83,29 +83,20 @@ void Step3ModelState<T>::attention_output_and_ffn(const LayerWeights<T>& lw, Lay
   std::memcpy(a.x_mid, x_in, row_bytes);
   attention_output(be, lw, static_cast<const T*>(a.att), a.x_mid, a.h2, a.rstd2, tmp_buf, cfg, N);
   std::memcpy(x_out, a.x_mid, row_bytes);
-  const T* h2 = a.h2;
-  if (!lw.moe) {
-    dense_ffn_forward(be, lw, h2, x_out, a.gate, a.up, a.act, tmp_buf, cfg, N);
-    return;
-  }
-  // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
+  // MoE router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
   RouterParams<T> rp;
   rp.probs = a.probs;
   rp.idx = a.idx;
   rp.weights = a.weights;
   rp.load = a.load;
   rp.aux_loss = a.aux;
-  rp.bias = opts.expert_bias ? expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
+  rp.bias = lw.moe && opts.expert_bias ? expert_bias[static_cast<size_t>(lw.moe_index)].data() : nullptr;
   rp.aux_coef = opts.aux_loss_coef;
-  route(be, lw, h2, a.logits, rp, cfg, N);
-  const int64_t E = cfg.moe_num_experts;
-  if (record_load) {
+  ffn_layer_forward(be, lw, a, x_out, tmp_buf, rp, cfg, N);
+  if (lw.moe && record_load) {
     auto& load = expert_load[static_cast<size_t>(lw.moe_index)];
-    for (int64_t e = 0; e < E; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
+    for (int64_t e = 0; e < cfg.moe_num_experts; ++e) load[static_cast<size_t>(e)] = static_cast<double>(a.load[e]);
   }
-  // routed experts over the permuted rows, then the shared expert
-  moe_ffn_forward(be, lw, a.plan, h2, x_out, moe_ffn_buffers(a, tmp_buf),
-                  cfg.hidden_size, cfg.moe_intermediate_size, cfg.share_expert_dim);
 }
 
 // ---------------------------------------------------------------- Step3Model: training

@@ -183,24 +183,19 @@ void CudaPassT<T>::attention_output_and_ffn(Step3CudaState& s, const CudaLayerWe
   STEPWISE_CUDA_CHECK(cudaMemcpyAsync(a.x_mid, x_in, row_bytes, cudaMemcpyDeviceToDevice, s.stream));
   attention_output(be, lw, static_cast<const T*>(a.att), a.x_mid, a.h2, a.rstd2, tmp_, cfg_, N);
   STEPWISE_CUDA_CHECK(cudaMemcpyAsync(x_out, a.x_mid, row_bytes, cudaMemcpyDeviceToDevice, s.stream));
-  const T* h2 = a.h2;
-  if (!lw.moe) {
-    dense_ffn_forward(be, lw, h2, x_out, a.gate, a.up, a.act, tmp_, cfg_, N);
-    return;
-  }
-  // router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled)
+  // MoE router: softmax over all experts, top-k (selection steered by the loss-free bias when enabled); its load and
+  // aux loss go to the state's output buffer
   RouterParams<T, float> rp;
   rp.probs = a.probs;
   rp.idx = a.idx;
   rp.weights = a.weights;
-  rp.load = s.load_slot(lw.moe_index);
-  rp.aux_loss = s.aux_slot(lw.moe_index);
-  rp.bias = s.opts.expert_bias ? s.bias_of(lw.moe_index) : nullptr;
+  if (lw.moe) {
+    rp.load = s.load_slot(lw.moe_index);
+    rp.aux_loss = s.aux_slot(lw.moe_index);
+    rp.bias = s.opts.expert_bias ? s.bias_of(lw.moe_index) : nullptr;
+  }
   rp.aux_coef = s.opts.aux_loss_coef;
-  route(be, lw, h2, a.logits, rp, cfg_, N);
-  // routed experts over the permuted rows, then the shared expert
-  moe_ffn_forward(be, lw, a.plan, h2, x_out, moe_ffn_buffers(a, tmp_), cfg_.hidden_size, cfg_.moe_intermediate_size,
-                  cfg_.share_expert_dim);
+  ffn_layer_forward(be, lw, a, x_out, tmp_, rp, cfg_, N);
 }
 
 template <class T>
