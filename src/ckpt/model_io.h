@@ -16,9 +16,10 @@ std::string expert_bias_name(int64_t layer);
 std::vector<TensorToWrite> model_tensors(Step3Model<float>& model, bool with_expert_bias);
 
 // Loads every parameter the model holds (one AFD side's for a ModelOptions::only_side model) and the expert biases
-// the checkpoint holds from checkpoint directory `dir`, whatever its layout. Error naming the tensor/file on a missing, extra or misshapen tensor or a config mismatch. Parameters named
-// in `may_be_absent` keep their current values when the checkpoint lacks them (a reward head over an SFT
-// checkpoint). Returns whether expert biases were loaded.
+// the checkpoint holds from checkpoint directory `dir`, whatever its layout. Error naming the tensor/file on a
+// missing, extra or misshapen tensor or a config mismatch. Parameters named in `may_be_absent` keep their current
+// values when the checkpoint lacks them (a reward head over an SFT checkpoint). Returns whether expert biases were
+// loaded.
 bool load_model_weights(const fs::path& dir, Step3Model<float>& model,
                         const std::vector<std::string>& may_be_absent = {});
 

@@ -1,5 +1,5 @@
-// The CPU backend of the backend-generic model code (model/layer_forward.h, model/layer_backward.h): each call forwards to the cpu:: op of
-// kernels/ops.h. Its CUDA twin is model/cuda/cuda_backend.h (same member names, ops queued on one stream).
+// The CPU backend of the backend-generic layer code (model/layer_forward.h, model/layer_backward.h): each call
+// forwards to the cpu:: op of kernels/ops.h. Its CUDA twin is model/cuda/cuda_backend.h (same member names).
 #pragma once
 #include <cstdint>
 
@@ -21,7 +21,9 @@ struct CpuBackend {
   template <class T> void router_forward(const RouterParams<T>& p) const { cpu::router_forward(p); }
   void route_plan_build(const RoutePlan& p) const { cpu::route_plan_build(p); }
   template <class T> void permute_forward(const PermuteParams<T>& p) const { cpu::permute_forward(p); }
-  template <class T> void grouped_linear_forward(const GroupedLinearParams<T>& p) const { cpu::grouped_linear_forward(p); }
+  template <class T> void grouped_linear_forward(const GroupedLinearParams<T>& p) const {
+    cpu::grouped_linear_forward(p);
+  }
   template <class T> void combine_forward(const CombineParams<T>& p) const { cpu::combine_forward(p); }
   template <class T> void linear_forward(const LinearParams<T>& p) const { cpu::linear_forward(p); }
   template <class T> void swiglu_forward(const SwigluParams<T>& p) const { cpu::swiglu_forward(p); }

@@ -2,12 +2,12 @@
 // `Backend` as in model/cpu_backend.h, model/cuda/cuda_backend.h). The FFN half: the dense SwiGLU MLP, or the shared
 // expert, the routed experts (combine, grouped GEMMs, SwiGLU, permute) and the router (top-k weights and the
 // auxiliary loss), then post_attention_layernorm. The attention half: o_proj, attention, RoPE, wq, inter_norm,
-// q/k/v projections, input_layernorm. Acts / Grads: the saved forward tensors (model/layer_forward.h) and the
-// backward scratch, named alike on both backends.
+// q/k/v projections, input_layernorm. Both read the saved forward tensors and write the backward scratch of
+// model/layer_acts.h.
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
+#include "model/layer_acts.h"
 #include "model/op_params.h"
 #include "model/step3_config.h"
 #include "ops.h"
@@ -15,12 +15,12 @@
 namespace stepwise {
 
 // In: gs.dx = d(x_out) (N, C). Out: gs.dx = d(x_mid); parameter gradients accumulate into lw's handles (.g).
-// plan: the layer's route plan and load: its router load (E) (both unused on dense layers); aux_coef: the auxiliary
-// loss coefficient times this step's aux weight.
-template <class Backend, class Weights, class Acts, class Grads, class S>
-void ffn_layer_backward(const Backend& be, const Weights& lw, const Acts& a, const Grads& gs, const RoutePlan& plan,
-                  S* load, const Step3Config& cfg, int64_t N, double aux_coef) {
-  using T = std::remove_pointer_t<decltype(a.h2)>;
+// load: the layer's router load (E) as its forward wrote it (unused on dense layers); aux_coef: the auxiliary loss
+// coefficient times this step's aux weight.
+template <class Backend, class Weights, class T, class S>
+void ffn_layer_backward(const Backend& be, const Weights& lw, const LayerActs<T, S>& a, const GradScratch<T, S>& gs,
+                        S* load, const Step3Config& cfg, int64_t N, double aux_coef) {
+  const RoutePlan& plan = a.plan;
   const int64_t C = cfg.hidden_size;
   if (!lw.moe) {
     const int64_t F = cfg.intermediate_size;
@@ -102,10 +102,10 @@ void ffn_layer_backward(const Backend& be, const Weights& lw, const Acts& a, con
 
 // In: gs.dx = d(x_mid) (N, C). Out: gs.dx = d(x_in). ap: the forward's attention params (out, lse, q, k, v, seg and
 // the shape); pos: the RoPE positions (N); x_in: the layer's input (N, C).
-template <class Backend, class Weights, class Acts, class Grads, class T, class S>
-void attention_layer_backward(const Backend& be, const Weights& lw, const Acts& a, const Grads& gs,
-                              AttentionParams<T, S> ap, const int32_t* pos, const T* x_in, const Step3Config& cfg,
-                              int64_t N) {
+template <class Backend, class Weights, class T, class S>
+void attention_layer_backward(const Backend& be, const Weights& lw, const LayerActs<T, S>& a,
+                              const GradScratch<T, S>& gs, AttentionParams<T, S> ap, const int32_t* pos, const T* x_in,
+                              const Step3Config& cfg, int64_t N) {
   const int64_t C = cfg.hidden_size, Q = cfg.share_q_dim, H = cfg.num_attention_heads, D = cfg.head_dim;
   const double eps = cfg.rms_norm_eps;
   be.linear_backward(linear_backward_params(gs.datt, false, gs.dx, a.att, lw.o_proj, N, H * D, C));
@@ -126,7 +126,8 @@ void attention_layer_backward(const Backend& be, const Weights& lw, const Acts& 
   rp.H = 1;
   be.rope_backward(rp);
   be.linear_backward(linear_backward_params(gs.dcq, false, gs.dq, a.cq, lw.wq, N, Q, H * D));
-  be.rmsnorm_backward(rmsnorm_backward_params(gs.dcq_raw, false, gs.dcq, a.cq_raw, a.rstd_q, lw.inter_norm, N, Q, eps));
+  be.rmsnorm_backward(
+      rmsnorm_backward_params(gs.dcq_raw, false, gs.dcq, a.cq_raw, a.rstd_q, lw.inter_norm, N, Q, eps));
   be.linear_backward(linear_backward_params(gs.dh, false, gs.dcq_raw, a.h1, lw.q_proj, N, C, Q));
   be.linear_backward(linear_backward_params(gs.dh, true, gs.dk, a.h1, lw.k_proj, N, C, D));
   be.linear_backward(linear_backward_params(gs.dh, true, gs.dv, a.h1, lw.v_proj, N, C, D));

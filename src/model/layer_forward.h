@@ -23,10 +23,10 @@ struct AttentionInputs {
   S *rstd = nullptr, *rstd_q = nullptr;
 };
 
-// The training activations' names (h1, rstd1, ...).
-template <class Acts>
-auto attention_inputs_of(const Acts& a) {
-  AttentionInputs<std::remove_pointer_t<decltype(a.h1)>, std::remove_pointer_t<decltype(a.rstd1)>> b;
+// Where they go in the training layout (h1, rstd1, ...).
+template <class T, class S>
+AttentionInputs<T, S> attention_inputs_of(const LayerActs<T, S>& a) {
+  AttentionInputs<T, S> b;
   b.h = a.h1;
   b.rstd = a.rstd1;
   b.cq_raw = a.cq_raw;
@@ -98,7 +98,6 @@ void route(const Backend& be, const Weights& lw, const T* h, T* logits, RouterPa
   be.linear_forward(linear_params(logits, h, lw.router, N, cfg.hidden_size, rp.E));
   be.router_forward(rp);
 }
-
 
 // T activations, S routing weights (fp32 on CUDA, T on the CPU).
 template <class T, class S>

@@ -83,7 +83,7 @@ std::vector<T> Step3Model<T>::infer(const std::vector<InferSeq<T>>& seqs, bool a
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     LayerActs<T>& a = lw.moe ? moe_acts : dense_acts;
-    s.attention_inputs(lw, a, x0, pos.data(), N);
+    attention_inputs(CpuBackend{}, lw, attention_inputs_of(a), static_cast<const T*>(x0), pos.data(), s.cfg, N);
     int64_t r = 0;
     for (const InferSeq<T>& q : seqs) {
       // append this sequence's rotated keys and values, then attend over the whole cache
@@ -244,7 +244,8 @@ void Step3Model<T>::infer_ffn(int64_t layer, const T* h, const int32_t* ids, con
   plan.K = K;
   std::vector<T> xp(static_cast<size_t>(R * C)), yp(static_cast<size_t>(R * C));
   std::vector<T> gate(static_cast<size_t>(R * Fm)), up(static_cast<size_t>(R * Fm)), act(static_cast<size_t>(R * Fm));
-  std::vector<T> s_gate(static_cast<size_t>(n * Fs)), s_up(static_cast<size_t>(n * Fs)), s_act(static_cast<size_t>(n * Fs));
+  std::vector<T> s_gate(static_cast<size_t>(n * Fs)), s_up(static_cast<size_t>(n * Fs));
+  std::vector<T> s_act(static_cast<size_t>(n * Fs));
   std::vector<T> tmp(static_cast<size_t>(n * C));
   MoeFfnBuffers<T, T> b;
   b.xp = xp.data();

@@ -53,12 +53,6 @@ void Step3ModelState<T>::require_weights(std::optional<ParamSide> side, const ch
 // ---------------------------------------------------------------- layer pieces
 
 template <class T>
-void Step3ModelState<T>::attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in,
-                                          const int32_t* pos_ids, int64_t N) {
-  stepwise::attention_inputs(CpuBackend{}, lw, attention_inputs_of(a), x_in, pos_ids, cfg, N);
-}
-
-template <class T>
 AttentionParams<T> Step3ModelState<T>::attention_params(const LayerActs<T>& a) const {
   AttentionParams<T> ap;
   ap.out = a.att;
@@ -180,10 +174,10 @@ double Step3Model<T>::forward(const TrainBatch& batch) {
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
-    s.attention_inputs(lw, a, s.resid[static_cast<size_t>(l)], s.pos.data(), N);
+    const T* x_in = s.resid[static_cast<size_t>(l)];
+    attention_inputs(CpuBackend{}, lw, attention_inputs_of(a), x_in, s.pos.data(), s.cfg, N);
     cpu::attention_forward(s.attention_params(a));
-    s.attention_output_and_ffn(lw, a, s.resid[static_cast<size_t>(l)], s.resid[static_cast<size_t>(l + 1)], s.tmp,
-                               N, true);
+    s.attention_output_and_ffn(lw, a, x_in, s.resid[static_cast<size_t>(l + 1)], s.tmp, N, true);
   }
   cpu::rmsnorm_forward(rmsnorm_params(s.hf, s.rstd_f, s.resid[static_cast<size_t>(L)], s.final_norm, N, C,
                                s.cfg.rms_norm_eps));
@@ -291,7 +285,7 @@ void Step3Model<T>::backward(const T* dloss, double aux_weight, const T* dscore)
     const LayerWeights<T>& lw = s.layers[static_cast<size_t>(l)];
     const LayerActs<T>& a = s.acts[static_cast<size_t>(l)];
     // gs.dx: d(x_out) -> d(x_mid) -> d(x_in)
-    ffn_layer_backward(CpuBackend{}, lw, a, s.gs, a.plan, a.load, s.cfg, N, s.opts.aux_loss_coef * aux_weight);
+    ffn_layer_backward(CpuBackend{}, lw, a, s.gs, a.load, s.cfg, N, s.opts.aux_loss_coef * aux_weight);
     attention_layer_backward(CpuBackend{}, lw, a, s.gs, s.attention_params(a), s.pos.data(),
                              static_cast<const T*>(s.resid[static_cast<size_t>(l)]), s.cfg, N);
   }

@@ -63,12 +63,11 @@ struct Step3ModelState {
   Step3ModelState(const Step3Config& c, ModelOptions o, bool with_grad);
 
   void check_tokens(const int32_t* ids, int64_t n, const char* what) const;
-  // Error unless this model holds the weights `what` needs: side's (nullopt: every tensor; see ModelOptions::only_side).
+  // Error unless this model holds the weights `what` needs: side's (nullopt: all; see ModelOptions::only_side).
   void require_weights(std::optional<ParamSide> side, const char* what) const;
 
-  // Layer pieces. attention_inputs: input_layernorm .. rope (a.h1 .. a.v). attention_output_and_ffn: o_proj,
-  // residual, post_attention_layernorm, FFN, residual: x_out = x_mid + ffn(h2). record_load: copy router load.
-  void attention_inputs(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in, const int32_t* pos, int64_t N);
+  // Layer pieces (the attention inputs are model/layer_forward.h's attention_inputs). attention_output_and_ffn:
+  // o_proj, residual, post_attention_layernorm, FFN, residual: x_out = x_mid + ffn(h2). record_load: copy router load.
   void attention_output_and_ffn(const LayerWeights<T>& lw, LayerActs<T>& a, const T* x_in, T* x_out, T* tmp,
                                 int64_t N, bool record_load);
   AttentionParams<T> attention_params(const LayerActs<T>& a) const;   // the training batch's (B, T_len, seg)

@@ -1,5 +1,5 @@
-// The CUDA backend of the backend-generic model code (model/layer_forward.h, model/layer_backward.h): each call queues the cuda:: op of
-// kernels/cuda/ops_cuda.h on one stream. Its CPU twin is model/cpu_backend.h (same member names).
+// The CUDA backend of the backend-generic layer code (model/layer_forward.h, model/layer_backward.h): each call
+// queues the cuda:: op of kernels/cuda/ops_cuda.h on one stream. Its CPU twin is model/cpu_backend.h.
 #pragma once
 #include <cstdint>
 

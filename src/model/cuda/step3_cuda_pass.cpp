@@ -39,8 +39,6 @@ class CudaPassT final : public CudaPass {
  private:
   void carve(const Step3CudaState& s);
   void carve_grads(const Step3CudaState& s);
-  void attention_inputs(const Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a, const T* x_in);
-  void attention_core(const Step3CudaState& s, CudaLayerActs<T>& a);
   // The forward fields of the layer's causal (segment-masked) attention over the batch; backward adds the gradients.
   AttentionParams<T, float> attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const;
   void attention_output_and_ffn(Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a,
@@ -131,25 +129,17 @@ void CudaPassT<T>::carve(const Step3CudaState& s) {
 template <class T>
 void CudaPassT<T>::carve_grads(const Step3CudaState& s) {
   if (grad_t_.size() > 0) return;
-  auto carve_all = [&](Carver<T>& t, Carver<float>& f) { carve_grad_scratch(gs_, cfg_, s.N, t, f); };
   Carver<T> t;
   Carver<float> f;
-  carve_all(t, f);
+  carve_grad_scratch(gs_, cfg_, s.N, t, f);
   grad_t_ = cuda::DeviceBuffer<T>(t.used);
   grad_f_ = cuda::DeviceBuffer<float>(std::max<int64_t>(f.used, 1));
   t = Carver<T>{grad_t_.data(), 0};
   f = Carver<float>{grad_f_.data(), 0};
-  carve_all(t, f);
+  carve_grad_scratch(gs_, cfg_, s.N, t, f);
 }
 
 // ---------------------------------------------------------------- forward
-
-// input_layernorm, q_proj, inter_norm, wq, k_proj, v_proj, RoPE on q (H heads) and k (one head).
-template <class T>
-void CudaPassT<T>::attention_inputs(const Step3CudaState& s, const CudaLayerWeights<T>& lw, CudaLayerActs<T>& a,
-                                    const T* x_in) {
-  stepwise::attention_inputs(CudaBackend{s.stream}, lw, attention_inputs_of(a), x_in, s.pos(), cfg_, s.N);
-}
 
 template <class T>
 AttentionParams<T, float> CudaPassT<T>::attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const {
@@ -166,11 +156,6 @@ AttentionParams<T, float> CudaPassT<T>::attention_params(const Step3CudaState& s
   ap.H = cfg_.num_attention_heads;
   ap.D = cfg_.head_dim;
   return ap;
-}
-
-template <class T>
-void CudaPassT<T>::attention_core(const Step3CudaState& s, CudaLayerActs<T>& a) {
-  cuda::attention_forward(attention_params(s, a), s.stream);
 }
 
 // o_proj, residual + post_attention_layernorm (fused), FFN, residual: x_out = x_mid + ffn(h2).
@@ -211,12 +196,14 @@ void CudaPassT<T>::forward(Step3CudaState& s) {
   ep.C = C;
   ep.V = cfg_.vocab_size;
   cuda::embedding_forward(ep, st);
+  const CudaBackend be{st};
   for (int64_t l = 0; l < L; ++l) {
     const CudaLayerWeights<T>& lw = layers_[static_cast<size_t>(l)];
     CudaLayerActs<T>& a = acts_[static_cast<size_t>(l)];
-    attention_inputs(s, lw, a, resid_[static_cast<size_t>(l)]);
-    attention_core(s, a);
-    attention_output_and_ffn(s, lw, a, resid_[static_cast<size_t>(l)], resid_[static_cast<size_t>(l + 1)]);
+    const T* x_in = resid_[static_cast<size_t>(l)];
+    attention_inputs(be, lw, attention_inputs_of(a), x_in, s.pos(), cfg_, N);
+    cuda::attention_forward(attention_params(s, a), st);
+    attention_output_and_ffn(s, lw, a, x_in, resid_[static_cast<size_t>(l + 1)]);
   }
   const T* x_last = resid_[static_cast<size_t>(L)];
   cuda::rmsnorm_forward(rmsnorm_params(hf_, rstd_f_, x_last, final_norm_, N, C, cfg_.rms_norm_eps), st);
@@ -233,7 +220,6 @@ void CudaPassT<T>::forward(Step3CudaState& s) {
 }
 
 // ---------------------------------------------------------------- backward
-
 
 template <class T>
 void CudaPassT<T>::backward(Step3CudaState& s, double aux_weight) {
@@ -262,7 +248,7 @@ void CudaPassT<T>::backward(Step3CudaState& s, double aux_weight) {
     const CudaLayerActs<T>& a = acts_[static_cast<size_t>(l)];
     // gs.dx: d(x_out) -> d(x_mid) -> d(x_in)
     float* load = lw.moe ? s.load_slot(lw.moe_index) : nullptr;
-    ffn_layer_backward(be, lw, a, gs_, a.plan, load, cfg_, s.N, s.opts.aux_loss_coef * aux_weight);
+    ffn_layer_backward(be, lw, a, gs_, load, cfg_, s.N, s.opts.aux_loss_coef * aux_weight);
     attention_layer_backward(be, lw, a, gs_, attention_params(s, a), s.pos(),
                              static_cast<const T*>(resid_[static_cast<size_t>(l)]), cfg_, s.N);
   }

@@ -1,6 +1,6 @@
 // MpiSession, MpiTransport and the FFN rank's main loop. Wire format, per message on one tag (work: rank 0 -> 1,
-// results: rank 1 -> 0), in order: a header of 8 int64 {kind, layer, micro_batch, n, a, b, c, step}, then one message per
-// non-empty payload array. A per-direction send mutex keeps a header and its payload adjacent, and MPI's
+// results: rank 1 -> 0), in order: a header of 8 int64 {kind, layer, micro_batch, n, a, b, c, step}, then one
+// message per non-empty payload array. A per-direction send mutex keeps a header and its payload adjacent, and MPI's
 // non-overtaking rule (same source, tag and communicator) keeps them in order at the receiver.
 //   work      a = hidden floats (n*C), b = ids int32 (n*K or 0), c = weights floats (n*K or 0)
 //   result    a = out floats (n*C), b = error bytes, c = the FFN worker's wait for this work in nanoseconds
