@@ -1,5 +1,5 @@
-// Binds a decoder's weight handles to their HF parameter names (REFERENCE.md), one list shared by the CPU model
-// (TensorRef) and the CUDA model (CudaWeight): any struct with the LayerWeights fields, any `ref(name)` -> handle.
+// One decoder layer's weight handles and their binding to the HF parameter names (REFERENCE.md), shared by the CPU
+// model (Handle = TensorRef) and the CUDA model (Handle = CudaWeight): `ref(name)` -> handle.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,6 +9,18 @@
 #include "model/step3_config.h"
 
 namespace stepwise {
+
+// A handle has `.w` (the weight) and `.g` (its gradient, or null).
+template <class Handle>
+struct DecoderLayerWeights {
+  bool moe = false;
+  int64_t moe_index = -1;                              // index into the MoE-layer lists, -1 for dense
+  Handle input_norm, q_proj, k_proj, v_proj, inter_norm, wq, o_proj, post_norm;
+  Handle mlp_gate, mlp_up, mlp_down;                   // dense: (F, C), (F, C), (C, F)
+  Handle router;                                       // MoE: (E, C)
+  Handle moe_gate, moe_up, moe_down;                   // (E, Fm, C), (E, Fm, C), (E, C, Fm)
+  Handle share_gate, share_up, share_down;             // (Fs, C), (Fs, C), (C, Fs)
+};
 
 // Fills embed / final_norm / lm_head and layers[l] for every decoder layer (dense or MoE per cfg).
 template <class Layer, class Handle, class Ref>

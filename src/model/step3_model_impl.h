@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/layer_acts.h"
+#include "model/layer_binding.h"
 #include "model/step3_model.h"
 #include "ops.h"
 
@@ -20,15 +21,7 @@ struct TensorRef {
 };
 
 template <class T>
-struct LayerWeights {
-  bool moe = false;
-  int64_t moe_index = -1;                                  // index into the MoE-layer lists, -1 for dense
-  TensorRef<T> input_norm, q_proj, k_proj, v_proj, inter_norm, wq, o_proj, post_norm;
-  TensorRef<T> mlp_gate, mlp_up, mlp_down;                 // dense: (F, C), (F, C), (C, F)
-  TensorRef<T> router;                                     // MoE: (E, C)
-  TensorRef<T> moe_gate, moe_up, moe_down;                 // (E, Fm, C), (E, Fm, C), (E, C, Fm)
-  TensorRef<T> share_gate, share_up, share_down;           // (Fs, C), (Fs, C), (C, Fs)
-};
+using LayerWeights = DecoderLayerWeights<TensorRef<T>>;
 
 template <class T>
 struct Step3ModelState {

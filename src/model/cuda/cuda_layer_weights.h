@@ -22,15 +22,7 @@ struct CudaWeight {
 };
 
 template <class T>
-struct CudaLayerWeights {
-  bool moe = false;
-  int64_t moe_index = -1;
-  CudaWeight<T> input_norm, q_proj, k_proj, v_proj, inter_norm, wq, o_proj, post_norm;
-  CudaWeight<T> mlp_gate, mlp_up, mlp_down;               // dense: (F, C), (F, C), (C, F)
-  CudaWeight<T> router;                                   // MoE: (E, C)
-  CudaWeight<T> moe_gate, moe_up, moe_down;               // (E, Fm, C), (E, Fm, C), (E, C, Fm)
-  CudaWeight<T> share_gate, share_up, share_down;         // (Fs, C), (Fs, C), (C, Fs)
-};
+using CudaLayerWeights = DecoderLayerWeights<CudaWeight<T>>;
 
 template <class T>
 struct CudaDecoderWeights {
