@@ -62,6 +62,26 @@ void attention_inputs(const Backend& be, const Weights& lw, const AttentionInput
   be.rope_forward(rp);
 }
 
+// The causal (segment-masked) attention of a training batch of B rows of T_len tokens over the layer's q, k, v:
+// forward writes a.att and a.lse; backward sets the gradient fields. seg: (B, T_len) segment ids or null.
+template <class T, class S>
+AttentionParams<T, S> batch_attention_params(const LayerActs<T, S>& a, const int32_t* seg, int64_t B, int64_t T_len,
+                                             const Step3Config& cfg) {
+  AttentionParams<T, S> ap;
+  ap.out = a.att;
+  ap.lse = a.lse;
+  ap.q = a.q;
+  ap.k = a.k;
+  ap.v = a.v;
+  ap.seg = seg;
+  ap.B = B;
+  ap.Tq = T_len;
+  ap.Tk = T_len;
+  ap.H = cfg.num_attention_heads;
+  ap.D = cfg.head_dim;
+  return ap;
+}
+
 // x (N, C) += o_proj(att) (through tmp (N, C)), then h2 = post_attention_layernorm(x) (rstd2 (N)).
 template <class Backend, class T, class S, class Weights>
 void attention_output(const Backend& be, const Weights& lw, const T* att, T* x, T* h2, S* rstd2, T* tmp,

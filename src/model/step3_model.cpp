@@ -54,19 +54,7 @@ void Step3ModelState<T>::require_weights(std::optional<ParamSide> side, const ch
 
 template <class T>
 AttentionParams<T> Step3ModelState<T>::attention_params(const LayerActs<T>& a) const {
-  AttentionParams<T> ap;
-  ap.out = a.att;
-  ap.lse = a.lse;
-  ap.q = a.q;
-  ap.k = a.k;
-  ap.v = a.v;
-  ap.seg = seg.empty() ? nullptr : seg.data();
-  ap.B = B;
-  ap.Tq = T_len;
-  ap.Tk = T_len;
-  ap.H = cfg.num_attention_heads;
-  ap.D = cfg.head_dim;
-  return ap;
+  return batch_attention_params(a, seg.empty() ? nullptr : seg.data(), B, T_len, cfg);
 }
 
 template <class T>

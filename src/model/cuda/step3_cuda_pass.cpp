@@ -143,19 +143,7 @@ void CudaPassT<T>::carve_grads(const Step3CudaState& s) {
 
 template <class T>
 AttentionParams<T, float> CudaPassT<T>::attention_params(const Step3CudaState& s, const CudaLayerActs<T>& a) const {
-  AttentionParams<T, float> ap;
-  ap.out = a.att;
-  ap.lse = a.lse;
-  ap.q = a.q;
-  ap.k = a.k;
-  ap.v = a.v;
-  ap.seg = s.seg();
-  ap.B = s.B;
-  ap.Tq = s.T_len;
-  ap.Tk = s.T_len;
-  ap.H = cfg_.num_attention_heads;
-  ap.D = cfg_.head_dim;
-  return ap;
+  return batch_attention_params(a, s.seg(), s.B, s.T_len, cfg_);
 }
 
 // o_proj, residual + post_attention_layernorm (fused), FFN, residual: x_out = x_mid + ffn(h2).
