@@ -1,8 +1,9 @@
 // CUDA paged MFA attention for decoding (see cuda/paged_attention.h). bf16 at D = 64, 128, 256 runs the tensor-core
 // kernel of paged_attention_mma.cuh; fp32 and other head dims the CUDA-core kernel below. Split-K: CTA (s, y) reads
 // only KV blocks [y * blocks_per_split, (y + 1) * blocks_per_split) of sequence s, once, for all query rows x heads of
-// s, and writes partial (max, sum, unnormalised output) to a scratch; a second kernel combines the splits. Context lengths are read
-// from pos0 / q_start on the device, so nothing depends on them on the host (no re-planning per step).
+// s, and writes partial (max, sum, unnormalised output) to a scratch; a second kernel (paged_attention_mma.cuh)
+// combines the splits. Context lengths are read from pos0 / q_start on the device, so nothing depends on them on the
+// host (no re-planning per step).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -107,46 +108,6 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
           if (d < D) out_row[d] = from_float<T>(st.acc[r][c] * inv);
         }
       }
-    }
-  }
-}
-
-// Grid S, kThreads threads: for each split-mode sequence s, warp w combines vectors w, w + 8, ... over the splits
-// that covered part of its context: out = sum_y acc_y exp(m_y - M) / sum_y l_y exp(m_y - M), M = max_y m_y.
-template <class T>
-__global__ void __launch_bounds__(kThreads) paged_attention_combine_kernel(PagedAttentionParams<T> p,
-                                                                           int64_t blocks_per_split, int64_t splits,
-                                                                           const float2* part_ml,
-                                                                           const float* part_acc) {
-  const int64_t s = blockIdx.x, H = p.H, D = p.D;
-  const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
-  if (rows <= 0 || pos0 < 0 || !paged_split_mode(rows, H)) return;
-  const int64_t used = ceil_div(pos0 + rows, blocks_per_split * p.block_size);  // splits that wrote partials
-  const bool covered = used <= splits;  // false only when the context outgrows the block table (caller error)
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t vec = warp; vec < rows * H; vec += kWarps) {
-    if (!covered) {  // make the fault visible instead of reading past the scratch
-      for (int64_t d = lane; d < D; d += 32) p.out[(first_row * H + vec) * D + d] = from_float<T>(NAN);
-      continue;
-    }
-    const int64_t slot0 = s * splits * paged_slots_per_split(H) + vec;  // slot of split y: slot0 + y * paged_slots_per_split(H)
-    float M = -INFINITY;
-    for (int64_t y = 0; y < used; ++y) M = fmaxf(M, part_ml[slot0 + y * paged_slots_per_split(H)].x);
-    float L = 0.f;
-    for (int64_t y = 0; y < used; ++y) {
-      const float2 ml = part_ml[slot0 + y * paged_slots_per_split(H)];
-      L += ml.y != 0.f ? ml.y * expf(ml.x - M) : 0.f;  // l = 0: nothing visible; NaN (bad block) propagates
-    }
-    const float inv = L > 0.f ? 1.f / L : 0.f;
-    T* out_row = p.out + (first_row * H + vec) * D;
-    for (int64_t d = lane; d < D; d += 32) {
-      float acc = 0.f;
-      for (int64_t y = 0; y < used; ++y) {
-        const int64_t slot = slot0 + y * paged_slots_per_split(H);
-        const float2 ml = part_ml[slot];
-        if (ml.y != 0.f) acc += part_acc[slot * D + d] * expf(ml.x - M);
-      }
-      out_row[d] = from_float<T>(acc * inv);
     }
   }
 }

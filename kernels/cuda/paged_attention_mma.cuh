@@ -1,6 +1,6 @@
 // Tensor-core (mma.sync bf16 -> fp32) paged MFA attention for decoding and chunked prefill, D in {64, 128, 256}:
 // the device code only (the launcher is in paged_attention.cu), so that the CPU SIMT emulator (tests/emu) can run
-// this same source. Writes the same split-K partials as the CUDA-core kernel, for the same combine kernel.
+// this same source. Writes the same split-K partials as the CUDA-core kernel, for the combine kernel kept here too.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -24,6 +24,45 @@ __host__ __device__ inline bool paged_split_mode(int64_t rows, int64_t H) {
 // Scratch slots per (sequence, split): one per query vector of a split-mode sequence.
 __host__ __device__ inline int64_t paged_slots_per_split(int64_t H) {
   return H > kPagedVectorTile ? H : kPagedVectorTile;
+}
+
+// Grid S, 256 threads (W = 8 warps): for each split-mode sequence s, warp w combines vectors w, w + W, ... over the
+// splits that covered part of its context: out = sum_y acc_y exp(m_y - M) / sum_y l_y exp(m_y - M), M = max_y m_y.
+template <class T>
+__global__ void __launch_bounds__(256)
+    paged_attention_combine_kernel(PagedAttentionParams<T> p, int64_t blocks_per_split, int64_t splits,
+                                   const float2* part_ml, const float* part_acc) {
+  const int64_t s = blockIdx.x, H = p.H, D = p.D, slots = paged_slots_per_split(H);
+  const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
+  if (rows <= 0 || pos0 < 0 || !paged_split_mode(rows, H)) return;
+  const int64_t used = ceil_div(pos0 + rows, blocks_per_split * p.block_size);  // splits that wrote partials
+  const bool covered = used <= splits;  // false only when the context outgrows the block table (caller error)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  for (int64_t vec = warp; vec < rows * H; vec += warps) {
+    if (!covered) {  // make the fault visible instead of reading past the scratch
+      for (int64_t d = lane; d < D; d += 32) p.out[(first_row * H + vec) * D + d] = from_float<T>(NAN);
+      continue;
+    }
+    const int64_t slot0 = s * splits * slots + vec;  // slot of split y: slot0 + y * slots
+    float M = -INFINITY;
+    for (int64_t y = 0; y < used; ++y) M = fmaxf(M, part_ml[slot0 + y * slots].x);
+    float L = 0.f;
+    for (int64_t y = 0; y < used; ++y) {
+      const float2 ml = part_ml[slot0 + y * slots];
+      L += ml.y != 0.f ? ml.y * expf(ml.x - M) : 0.f;  // l = 0: nothing visible; NaN (bad block) propagates
+    }
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    T* out_row = p.out + (first_row * H + vec) * D;
+    for (int64_t d = lane; d < D; d += 32) {
+      float acc = 0.f;
+      for (int64_t y = 0; y < used; ++y) {
+        const int64_t slot = slot0 + y * slots;
+        const float2 ml = part_ml[slot];
+        if (ml.y != 0.f) acc += part_acc[slot * D + d] * expf(ml.x - M);
+      }
+      out_row[d] = from_float<T>(acc * inv);
+    }
+  }
 }
 
 namespace paged_mma {
@@ -84,6 +123,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Loader mapping: thread tid copies chunk column tid % kChunks of rows tid / kChunks + i * (kThreads / kChunks).
   constexpr int kRowStep = kThreads / kChunks;
   const int chunk_col = tid % kChunks, chunk_row = tid / kChunks;
+  // ldmatrix row addresses of this lane (ptx.cuh's recipes), as offsets into a tile: the A fragment of the warp's Q
+  // rows, the B fragments of two key n-tiles from K (keys x D), and of two D n-tiles from V (keys x D, .trans).
+  const int q_lane = (warp * 16 + lane % 16) * kStride + 8 * (lane / 16);
+  const int k_lane = (8 * (lane / 16) + lane % 8) * kStride + 8 * ((lane / 8) % 2);
+  const int v_lane = (8 * ((lane / 8) % 2) + lane % 8) * kStride + 8 * (lane / 16);
 
   for (int64_t v0 = vec_first; v0 < vectors; v0 += vec_step) {
     __syncthreads();  // the previous pass is done with q_s and the ring
@@ -156,11 +200,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t a[4];
-        ptx::ldmatrix_x4(a, q_s + (warp * 16 + lane % 16) * kStride + kk * 16 + 8 * (lane / 16));
+        ptx::ldmatrix_x4(a, q_s + q_lane + kk * 16);
 #pragma unroll
         for (int np = 0; np < kKeys / 16; ++np) {
           uint32_t b[4];
-          ptx::ldmatrix_x4(b, k_s + (np * 16 + 8 * (lane / 16) + lane % 8) * kStride + kk * 16 + 8 * ((lane / 8) % 2));
+          ptx::ldmatrix_x4(b, k_s + k_lane + np * 16 * kStride + kk * 16);
           const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
           ptx::mma_bf16_16816(sc[2 * np], a, b0);
           ptx::mma_bf16_16816(sc[2 * np + 1], a, b1);
@@ -205,17 +249,21 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       l_lo = l_lo * alpha_lo + sum_lo, l_hi = l_hi * alpha_hi + sum_hi;
 #pragma unroll
-      for (int n = 0; n < kDTiles; ++n) o[n][0] *= alpha_lo, o[n][1] *= alpha_lo, o[n][2] *= alpha_hi, o[n][3] *= alpha_hi;
+      for (int n = 0; n < kDTiles; ++n) {
+        o[n][0] *= alpha_lo, o[n][1] *= alpha_lo;
+        o[n][2] *= alpha_hi, o[n][3] *= alpha_hi;
+      }
       // O += P V: P's C fragments of n-tiles 2kk, 2kk + 1 are the A fragment of keys 16kk .. 16kk + 15.
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t a[4] = {ptx::pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), ptx::pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
-                               ptx::pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                               ptx::pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+        const float(&c0)[4] = sc[2 * kk];
+        const float(&c1)[4] = sc[2 * kk + 1];
+        const uint32_t a[4] = {ptx::pack_bf16(c0[0], c0[1]), ptx::pack_bf16(c0[2], c0[3]), ptx::pack_bf16(c1[0], c1[1]),
+                               ptx::pack_bf16(c1[2], c1[3])};
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
           uint32_t b[4];
-          ptx::ldmatrix_x4_trans(b, v_s + (kk * 16 + 8 * ((lane / 8) % 2) + lane % 8) * kStride + dp * 16 + 8 * (lane / 16));
+          ptx::ldmatrix_x4_trans(b, v_s + v_lane + kk * 16 * kStride + dp * 16);
           const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
           ptx::mma_bf16_16816(o[2 * dp], a, b0);
           ptx::mma_bf16_16816(o[2 * dp + 1], a, b1);
