@@ -148,22 +148,25 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
   STEPWISE_CUDA_CHECK(cudaFreeAsync(part_ml, stream));
 }
 
-// Blocks per split of the tensor-core kernel: splits of at least kMinSplitKeys keys, as many as make the CTAs
-// (S x splits, `resident` of them at a time over the whole GPU) fill their last wave best; the fewest splits within 3%
-// of the best fill (each split costs a partial write and its combine). Depends only on S and max_blocks.
-int64_t mma_blocks_per_split(int64_t S, int64_t max_blocks, int64_t block_size, int64_t resident) {
-  const int64_t min_blocks = std::max<int64_t>(1, ceil_div(kMinSplitKeys, block_size));
-  const int64_t most = std::min<int64_t>(std::max<int64_t>(1, ceil_div(max_blocks, min_blocks)), 4 * resident);
-  auto blocks_for = [&](int64_t wanted) { return std::max(min_blocks, ceil_div(max_blocks, wanted)); };
-  auto fill = [&](int64_t wanted) {
-    const int64_t ctas = S * std::max<int64_t>(1, ceil_div(max_blocks, blocks_for(wanted)));
-    return static_cast<double>(ctas) / static_cast<double>(ceil_div(ctas, resident) * resident);
-  };
-  double best = 0;
-  for (int64_t w = 1; w <= most; ++w) best = std::max(best, fill(w));
-  int64_t w = 1;
-  while (w < most && fill(w) < best - 0.03) ++w;
-  return blocks_for(w);
+// Blocks per split of the tensor-core kernel: splits of at least kMinSplitKeys keys, as many as minimise the modelled
+// time: waves of CTAs (S x splits, `resident` at a time) x bytes per CTA (its K and V, its Q, and with more than one
+// split its partials written and read back by the combine). Depends only on S and max_blocks, never on the current
+// context lengths.
+int64_t mma_blocks_per_split(const PagedAttentionParams<bf16>& p, int64_t resident) {
+  const int64_t min_blocks = std::max<int64_t>(1, ceil_div(kMinSplitKeys, p.block_size));
+  const int64_t most = std::min<int64_t>(std::max<int64_t>(1, ceil_div(p.max_blocks, min_blocks)), 4 * resident);
+  const double kv_per_block = 2.0 * 2 * p.block_size * p.D, q_bytes = 2.0 * p.H * p.D;
+  const double partial_bytes = 2.0 * (4 * p.D + 8) * static_cast<double>(paged_slots_per_split(p.H));
+  auto blocks_for = [&](int64_t wanted) { return std::max(min_blocks, ceil_div(p.max_blocks, wanted)); };
+  int64_t best_blocks = blocks_for(1);
+  double best_cost = INFINITY;
+  for (int64_t w = 1; w <= most; ++w) {
+    const int64_t blocks = blocks_for(w), splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks));
+    const double per_cta = kv_per_block * blocks + q_bytes + (splits > 1 ? partial_bytes : 0.0);
+    const double cost = static_cast<double>(ceil_div(p.S * splits, resident)) * per_cta;
+    if (cost < best_cost * (1 - 1e-9)) best_cost = cost, best_blocks = blocks;
+  }
+  return best_blocks;
 }
 
 template <int D>
@@ -174,7 +177,7 @@ void launch_paged_mma(const PagedAttentionParams<bf16>& p, float scale, cudaStre
   int per_sm = 0;
   STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, paged_mma::kThreads, bytes));
   const int64_t resident = std::max<int64_t>(1, int64_t{per_sm} * multiprocessors());
-  const int64_t blocks_per_split = mma_blocks_per_split(p.S, p.max_blocks, p.block_size, resident);
+  const int64_t blocks_per_split = mma_blocks_per_split(p, resident);
   const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
   if (splits > 65535) cpu::kernel_fail("paged_attention_forward", splits, " splits exceed the grid limit");
 
@@ -200,14 +203,16 @@ void launch_paged_mma(const PagedAttentionParams<bf16>& p, float scale, cudaStre
   }
 }
 
-// The tensor-core kernel takes bf16 at D = 64, 128, 256 with q, k_pool and v_pool 16-byte aligned (cp.async).
+// The tensor-core kernel takes bf16 at D = 64, 128, 256 with q, k_pool and v_pool 16-byte aligned (cp.async) and
+// block tables of fewer than 2^31 keys (32-bit key arithmetic).
 template <class T>
 bool mma_applies(const PagedAttentionParams<T>& p) {
   if constexpr (!std::is_same_v<T, bf16>) {
     return false;
   } else {
     auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-    return (p.D == 64 || p.D == 128 || p.D == 256) && aligned(p.q) && aligned(p.k_pool) && aligned(p.v_pool);
+    return (p.D == 64 || p.D == 128 || p.D == 256) && aligned(p.q) && aligned(p.k_pool) && aligned(p.v_pool) &&
+           p.max_blocks * p.block_size < (int64_t{1} << 31);
   }
 }
 

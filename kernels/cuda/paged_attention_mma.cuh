@@ -118,6 +118,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   const bf16_t* q_seq = p.q + first_row * H * D;  // (vectors, D)
   const int32_t* table = p.block_table + s * p.max_blocks;
+  const int64_t table_keys = p.max_blocks * bs;  // keys the block table can hold
+  const uint32_t bs32 = static_cast<uint32_t>(bs);
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   // Loader mapping: thread tid copies chunk column tid % kChunks of rows tid / kChunks + i * (kThreads / kChunks).
@@ -156,15 +158,16 @@ __global__ void __launch_bounds__(kThreads, 1)
           ptx::cp_async_16(v_dst + off, p.v_pool, false);
           continue;
         }
-        const int64_t b = key / bs;
-        const int32_t blk = b < p.max_blocks ? table[b] : -1;
+        // 32-bit division (the launcher checks max_blocks * block_size < 2^31); keys past the table are faults.
+        const uint32_t b = key < table_keys ? static_cast<uint32_t>(key) / bs32 : 0;
+        const int32_t blk = key < table_keys ? table[b] : -1;
         if (blk < 0 || blk >= p.num_blocks) {  // unreadable: NaN, so the fault shows in the rows that need it
           const uint4 nan4 = make_uint4(0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u);
           *reinterpret_cast<uint4*>(k_dst + off) = nan4;
           *reinterpret_cast<uint4*>(v_dst + off) = nan4;
           continue;
         }
-        const int64_t src = (int64_t{blk} * bs + key % bs) * D + chunk_col * 8;
+        const int64_t src = (int64_t{blk} * bs + (static_cast<uint32_t>(key) - b * bs32)) * D + chunk_col * 8;
         ptx::cp_async_16(k_dst + off, p.k_pool + src, true);
         ptx::cp_async_16(v_dst + off, p.v_pool + src, true);
       }
