@@ -138,12 +138,16 @@ TEST(EmuPagedAttention, Step3DecodeSplitAndChunkAtD256) {
   // Decode rows over 5 splits of 64 keys (the last partial, one sequence inside the first split), and a 3-row chunk
   // (192 vectors: one 64-vector pass per row, spread over the splits, causal).
   check_case({64, 256, 16, {{300, 1}, {0, 1}, {70, 1}, {40, 3}}, 0, 4}, 11);
+  // One split: 13 and 5 key tiles go round the 5-stage ring.
+  check_case({64, 256, 16, {{400, 1}, {130, 2}}, 0, 1000}, 13);
 }
 
 TEST(EmuPagedAttention, OddBlocksMixedChunksAtD128) {
   // Block size 5 (tiles straddle blocks); 13-row chunk at H = 8 (104 vectors: spread, causal inside a pass), an
   // 8-row chunk (64 vectors: split, causal), an empty sequence.
   check_case({8, 128, 5, {{123, 1}, {0, 13}, {64, 8}, {30, 2}, {7, 0}}, 0, 7}, 23);
+  // Splits of 6 key tiles and a 12-row chunk of 7 tiles around the 4-stage ring.
+  check_case({8, 128, 16, {{500, 1}, {200, 12}}, 0, 12}, 29);
 }
 
 TEST(EmuPagedAttention, ManyHeadsAndOneSplitAtD64) {
