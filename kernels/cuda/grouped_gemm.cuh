@@ -134,9 +134,10 @@ struct OperandTile {
 
   // Issues the copy of the k-step whose element (outer, inner) is src[outer * ld + inner], valid for outer <
   // outer_valid and inner < inner_valid (zero elsewhere): thread t owns chunks t, t + kThreads, ... (consecutive
-  // threads, consecutive 16 bytes of a row). Whole chunks go by cp.async when `vec`, chunks wholly outside are
-  // zero-filled by cp.async (src unread), partial chunks (or all, without `vec`) are loaded element by element and
-  // stored at once; all of them are visible after cp_async_wait and a barrier.
+  // threads, consecutive 16 bytes of a row). With `vec` (16-byte aligned rows), whole chunks go by cp.async and
+  // chunks wholly outside are zero-filled by it (reading nothing from `mapped`, the aligned operand base); partial
+  // chunks, and every chunk without `vec`, are loaded element by element (or zeroed) and stored at once. All are
+  // visible after cp_async_wait and a barrier.
   __device__ __forceinline__ static void copy(bf16* dst, const bf16* src, int64_t ld, int outer_valid,
                                               int inner_valid, bool vec, const void* mapped) {
 #pragma unroll
@@ -147,11 +148,11 @@ struct OperandTile {
       const bool in_rows = outer < outer_valid;
       const bool whole = in_rows && inner + 8 <= inner_valid;
       const bool none = !in_rows || inner >= inner_valid;
-      if ((whole && vec) || none) {
+      if (vec && (whole || none))
         ptx::cp_async_16(d, whole ? static_cast<const void*>(src + outer * ld + inner) : mapped, whole);
-      } else {
-        *reinterpret_cast<uint4*>(d) = load_partial_chunk(src + outer * ld + inner, inner_valid - inner);
-      }
+      else
+        *reinterpret_cast<uint4*>(d) =
+            none ? make_uint4(0, 0, 0, 0) : load_partial_chunk(src + outer * ld + inner, inner_valid - inner);
     }
   }
 };
