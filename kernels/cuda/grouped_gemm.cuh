@@ -136,8 +136,8 @@ struct OperandTile {
   // outer_valid and inner < inner_valid (zero elsewhere): thread t owns chunks t, t + kThreads, ... (consecutive
   // threads, consecutive 16 bytes of a row). With `vec` (16-byte aligned rows), whole chunks go by cp.async and
   // chunks wholly outside are zero-filled by it (reading nothing from `mapped`, the aligned operand base); partial
-  // chunks, and every chunk without `vec`, are loaded element by element (or zeroed) and stored at once. All are
-  // visible after cp_async_wait and a barrier.
+  // chunks, and every chunk without `vec`, are loaded element by element (none when wholly outside: zeros) and stored
+  // at once. All are visible after cp_async_wait and a barrier.
   __device__ __forceinline__ static void copy(bf16* dst, const bf16* src, int64_t ld, int outer_valid,
                                               int inner_valid, bool vec, const void* mapped) {
 #pragma unroll
@@ -151,8 +151,7 @@ struct OperandTile {
       if (vec && (whole || none))
         ptx::cp_async_16(d, whole ? static_cast<const void*>(src + outer * ld + inner) : mapped, whole);
       else
-        *reinterpret_cast<uint4*>(d) =
-            none ? make_uint4(0, 0, 0, 0) : load_partial_chunk(src + outer * ld + inner, inner_valid - inner);
+        *reinterpret_cast<uint4*>(d) = load_partial_chunk(src + outer * ld + inner, none ? 0 : inner_valid - inner);
     }
   }
 };
