@@ -4,9 +4,10 @@
 // offsets (tile_start per expert, a warp scan) and finds a tile's expert by binary search, so the host never learns
 // the row counts. Empty experts have no tiles; tiles past an expert's rows or columns are masked (zero-filled loads,
 // bounds-checked stores).
-// bf16: 128 x 128 x 32 block tiles, a 4-stage cp.async pipeline into shared rows padded by 16 bytes, ldmatrix and
-// mma.sync m16n8k16 (fp32 accumulate) on 64 x 32 warp tiles. fp32 (the exact check path): 64 x 64 x 16 tiles moved
-// global -> registers -> shared, CUDA-core FMAs.
+// bf16: 128 x 128 x 32 block tiles on 4 warps (64 x 64 each: half the shared-memory reads per mma of 64 x 32), a
+// 4-stage cp.async pipeline into shared rows padded by 16 bytes, ldmatrix and mma.sync m16n8k16 (fp32 accumulate),
+// 2 blocks per SM. fp32 (the exact check path): 64 x 64 x 16 tiles on 256 threads moved global -> registers ->
+// shared, CUDA-core FMAs.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -19,7 +20,6 @@
 namespace stepwise::cuda::grouped_gemm {
 namespace {
 
-constexpr int kThreads = 256;                      // 8 warps
 template <class T> constexpr int kVec = 16 / static_cast<int>(sizeof(T));   // elements per 16-byte chunk
 constexpr int64_t kMaxExperts = 2048;              // tile_start[E + 1] in dynamic shared memory (16 KiB)
 
@@ -111,11 +111,12 @@ __device__ __forceinline__ uint4 load_partial_chunk(const T* src, int64_t count)
 
 // ---- bf16: tensor cores ---------------------------------------------------------------------------------------------
 
-// Block tile 128 x 128 (m x n) in k-steps of 32, kStages k-steps in flight. Warp w owns rows 64 * (w / 4) .. + 64
-// and columns 32 * (w % 4) .. + 32 of the block tile: 4 x 4 mma tiles of 16 x 8.
+// Block tile 128 x 128 (m x n) in k-steps of 32, kStages k-steps in flight, 4 warps. Warp w owns rows
+// 64 * (w / 2) .. + 64 and columns 64 * (w % 2) .. + 64 of the block tile: 4 x 8 mma tiles of 16 x 8.
 struct Bf16Shape {
-  static constexpr int BM = 128, BN = 128, BK = 32, kStages = 4;
-  static constexpr int kWarpM = 64, kWarpN = 32, kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
+  static constexpr int BM = 128, BN = 128, BK = 32, kStages = 4, kThreads = 128;
+  static constexpr int kWarpM = 64, kWarpN = 64, kWarpsN = BN / kWarpN, kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
+  static_assert((BM / kWarpM) * kWarpsN * 32 == kThreads, "warps do not cover the block tile");
 };
 
 // One operand's k-step in shared memory, in its global orientation: k-contiguous -> kMN rows of BK elements
@@ -128,6 +129,7 @@ struct OperandTile {
   static constexpr int kLd = kInner + 8;
   static constexpr int kElems = kOuter * kLd;
   static constexpr int kChunksPerRow = kInner / 8;
+  static constexpr int kThreads = Bf16Shape::kThreads;
   static constexpr int kChunksPerThread = kOuter * kChunksPerRow / kThreads;
   static_assert((kOuter * kChunksPerRow) % kThreads == 0, "tile chunks not divisible by the threads");
   static_assert((kElems * 2) % 16 == 0, "tile not a whole number of 16-byte chunks");
@@ -164,9 +166,9 @@ struct Bf16Tiles {
   static constexpr int kBytes = Bf16Shape::kStages * kStageElems * 2;
 };
 
-// The warp's 64 x 32 accumulators (fp32, mma C layout) and the ldmatrix addressing of its fragments. Per k-step of
-// 16: A of 4 m-tiles (one ldmatrix_x4 each: trans when A is stored [k][m]), B of 4 n-tiles (one ldmatrix_x4 per two:
-// trans when B is stored [k][n]), then 16 mma. A warp whose 64 x 32 part of an edge tile holds no valid output skips
+// The warp's 64 x 64 accumulators (fp32, mma C layout) and the ldmatrix addressing of its fragments. Per k-step of
+// 16: A of 4 m-tiles (one ldmatrix_x4 each: trans when A is stored [k][m]), B of 8 n-tiles (one ldmatrix_x4 per two:
+// trans when B is stored [k][n]), then 32 mma. A warp whose 64 x 64 part of an edge tile holds no valid output skips
 // the multiply, and with kHalfRows one whose valid rows fit in its first 32 multiplies only those (warp-uniform
 // branches), which saves the tensor-core time of the masked part of edge tiles (an expert's last rows in forward and
 // dinp; the dweight instantiation, whose rows are the feature dimension, goes without: it would spill there).
@@ -181,7 +183,7 @@ struct TensorCoreMath {
 
   __device__ void init(int m_valid, int n_valid) {
     const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
-    const int wm = warp / 4 * S::kWarpM, wn = warp % 4 * S::kWarpN;
+    const int wm = warp / S::kWarpsN * S::kWarpM, wn = warp % S::kWarpsN * S::kWarpN;
     // A from [m][k]: &X[lane % 16][8 * (lane / 16)] (ptx.cuh). From [k][m] (trans): matrices 0..3 = (k 0-7, m 0-7),
     // (k 0-7, m 8-15), (k 8-15, m 0-7), (k 8-15, m 8-15), i.e. a[0..3]; lane gives row lane % 8 of matrix lane / 8.
     a_lane = kAKContig ? (wm + lane % 16) * kLdA + 8 * (lane / 16)
@@ -243,7 +245,8 @@ struct TensorCoreMath {
   template <class Store2>
   __device__ void finish(int64_t m0, int64_t n0, const Store2& store2) const {
     const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
-    const int64_t wm = m0 + warp / 4 * S::kWarpM + lane / 4, wn = n0 + warp % 4 * S::kWarpN + 2 * (lane % 4);
+    const int64_t wm = m0 + warp / S::kWarpsN * S::kWarpM + lane / 4;
+    const int64_t wn = n0 + warp % S::kWarpsN * S::kWarpN + 2 * (lane % 4);
 #pragma unroll
     for (int i = 0; i < S::kFragsM; ++i)
 #pragma unroll
@@ -258,7 +261,7 @@ struct TensorCoreMath {
 
 // 16 x 16 threads, thread (ty, tx) owning rows ty + 16i and columns tx + 16j (i, j < 4) of the 64 x 64 tile.
 struct Fp32Shape {
-  static constexpr int BM = 64, BN = 64, BK = 16;
+  static constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256;
 };
 
 // A kOuter x kInner fp32 tile whose inner index is contiguous in global memory, moved global -> registers -> shared
@@ -266,6 +269,7 @@ struct Fp32Shape {
 // In shared memory the tile keeps the same orientation, rows of kInner + kVec elements (16-byte aligned, staggered).
 template <int kOuter, int kInner>
 struct Fp32TileLoader {
+  static constexpr int kThreads = Fp32Shape::kThreads;
   static constexpr int kLd = kInner + kVec<float>;
   static constexpr int kChunksPerRow = kInner / kVec<float>;
   static constexpr int kChunks = kOuter * kChunksPerRow / kThreads;
@@ -360,6 +364,7 @@ struct CudaCoreMath {
 // ---- the kernel ---------------------------------------------------------------------------------------------------
 
 template <class T> using Shape = std::conditional_t<std::is_same_v<T, bf16>, Bf16Shape, Fp32Shape>;
+template <class T> constexpr int kBlockThreads = Shape<T>::kThreads;   // the launch's block size
 
 // Bytes of the tiles (all pipeline stages for bf16, the single buffer for fp32); tile_start follows them.
 template <class T, bool kAKContig, bool kBKContig>
@@ -472,11 +477,11 @@ __device__ void fp32_tile(const Problem& g, const TileJob<float, kAKContig, kBKC
   }
 }
 
-// The persistent kernel: kThreads threads per block, shared_bytes<T, ...>(E) of dynamic shared memory; block b takes
+// The persistent kernel: kBlockThreads<T> threads per block, shared_bytes<T, ...>(E) of dynamic shared memory; block b takes
 // tiles b, b + gridDim.x, ... of the tile list ordered by expert, then row tile, then column tile (consecutive blocks
 // share A rows; an expert's B stays in L2).
 template <class T, bool kRowsInK, bool kAKContig, bool kBKContig>
-__global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(Problem g) {
+__global__ void __launch_bounds__(kBlockThreads<T>, 2) grouped_gemm_kernel(Problem g) {
   using Sh = Shape<T>;
   constexpr bool kTensorCores = std::is_same_v<T, bf16>;
   unsigned char* smem = ptx::dynamic_shared_base();

@@ -36,8 +36,8 @@ void launch(const grouped_gemm::Problem& g, cudaStream_t stream) {
   int device = 0, sms = 0, per_sm = 0;
   STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
   STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, grouped_gemm::kThreads, smem));
-  kernel<<<sms * std::max(per_sm, 1), grouped_gemm::kThreads, smem, stream>>>(g);
+  STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, grouped_gemm::kBlockThreads<T>, smem));
+  kernel<<<sms * std::max(per_sm, 1), grouped_gemm::kBlockThreads<T>, smem, stream>>>(g);
   STEPWISE_CUDA_LAUNCH_CHECK("grouped_gemm_kernel");
 }
 

@@ -91,7 +91,7 @@ void run(const gg::Problem& g, int blocks) {
   const size_t smem = gg::shared_bytes<T, kAKContig, kBKContig>(g.E);
   ASSERT_EQ(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
             cudaSuccess);
-  emu::launch(kernel, dim3(blocks), dim3(gg::kThreads), smem, g);
+  emu::launch(kernel, dim3(blocks), dim3(gg::kBlockThreads<T>), smem, g);
 }
 
 struct GroupedCase {
