@@ -122,6 +122,7 @@ TEST(EmuAttentionForward, HeadDim64) {
   check_case<64, 4>({1, 19, 150, 4, 131, false, 0}, 110);   // q_offset: three key tiles, the first partial
   check_case<64, 4>({1, 100, 100, 1, 0, false, 0.3}, 120);  // one head: rows are positions, causal inside a tile
   check_case<64, 4>({1, 1, 1, 1, 0, false, 0}, 130);        // a single key
+  check_case<64, 4>({1, 40, 100, 2, 60, false, 0}, 140);    // first CTA starts 3 keys before its tile's end
 }
 
 TEST(EmuAttentionForward, HeadDim128) {
