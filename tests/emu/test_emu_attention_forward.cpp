@@ -128,11 +128,13 @@ TEST(EmuAttentionForward, HeadDim64) {
 TEST(EmuAttentionForward, HeadDim128) {
   check_case<128, 8>({1, 130, 130, 2, 0, true, 0}, 200);  // three key tiles, segments
   check_case<128, 8>({2, 5, 70, 16, 65, false, 0}, 210);  // decode-like chunk: 16 heads x 5 queries per batch
+  check_case<128, 8>({1, 200, 200, 1, 0, false, 0}, 220); // one head: a CTA's 128 rows span two key tiles causally
 }
 
 TEST(EmuAttentionForward, HeadDim256) {
   check_case<256, 8>({1, 70, 70, 4, 0, false, 0}, 300);  // Step-3 head dim over two key tiles
   check_case<256, 8>({1, 3, 3, 64, 0, true, 0}, 310);    // Step-3 heads: a CTA is two positions x 64 heads
+  check_case<256, 8>({2, 33, 160, 8, 127, true, 0.07}, 320);  // q_offset, segments, custom scale, three key tiles
 }
 
 }  // namespace
