@@ -100,16 +100,12 @@ __global__ void __launch_bounds__(Warps * 32, 1)
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
 
-  // The lane's two rows (h = 0: row g, h = 1: row g + 8 of the warp's 16): position (-1 for rows past the end, which
-  // then see nothing) and segment.
-  int pos[2];
-  int32_t row_seg[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  // Position of the lane's row g + 8 h (h = 0, 1) of the warp's 16, or -1 for a row past the end (it sees nothing).
+  // Recomputed on masked tiles rather than kept live through the products (registers are tight at D = 256).
+  const auto row_position = [&](int h) {
     const int64_t row = row0 + warp * 16 + g + 8 * h;
-    pos[h] = row < rows_total ? static_cast<int>(p.q_offset + row / H) : -1;
-    row_seg[h] = seg != nullptr && pos[h] >= 0 ? seg[pos[h]] : 0;
-  }
+    return row < rows_total ? static_cast<int>(p.q_offset + row / H) : -1;
+  };
 
   float m[2] = {-INFINITY, -INFINITY};  // running max of the scaled scores (log2 units), same in the 4 lanes of a row
   float l[2] = {0.f, 0.f};              // this lane's part of the running sum of probabilities
@@ -139,65 +135,90 @@ __global__ void __launch_bounds__(Warps * 32, 1)
     }
     __syncthreads();
 
-    // S = Q K^T for the warp's 16 rows x 64 keys: s[n] is keys 8n .. 8n + 7.
-    float s[kScoreTiles][4];
+    // Key j is visible to a row at position pos iff j <= pos and (no segments or equal segments). Only tiles that
+    // cross the CTA's diagonal, or all tiles with segments, need the test. Keys past key_end (zero-filled) are past
+    // every row's position, so the causal test covers them.
+    const bool masked = seg != nullptr || j0 + kKeyTile - 1 > first_pos;
+    int pos[2] = {0, 0};
+    int32_t row_seg[2] = {0, 0};
+    const auto find_rows = [&] {
 #pragma unroll
-    for (int n = 0; n < kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[4];
-      ptx::ldmatrix_x4(a, q_s + q_frag + kk * 16);
-#pragma unroll
-      for (int np = 0; np < kScoreTiles / 2; ++np) {
-        uint32_t kb[4];
-        ptx::ldmatrix_x4(kb, k_tile + k_frag + np * 16 * kStride + kk * 16);
-        const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-        ptx::mma_bf16_16816(s[2 * np], a, b0);
-        ptx::mma_bf16_16816(s[2 * np + 1], a, b1);
+      for (int h = 0; h < 2; ++h) {
+        pos[h] = row_position(h);
+        row_seg[h] = seg != nullptr && pos[h] >= 0 ? seg[pos[h]] : 0;
       }
-    }
-
-    // Mask: key j is visible to a row at position pos iff j <= pos and (no segments or equal segments). Keys past
-    // key_end (zero-filled) are past every row's position, so the causal test covers them.
-    if (seg != nullptr || j0 + kKeyTile - 1 > first_pos) {
+    };
+    const auto visible = [&](int key, int h) {
+      return key <= pos[h] && (seg == nullptr || seg[key] == row_seg[h]);  // seg read only for key <= pos < Tk
+    };
+    // A warp none of whose rows sees a key of this tile (an earlier document, or rows before the diagonal) skips
+    // the tile's maths; it still takes part in the loads and barriers. Warp-uniform.
+    bool lane_sees = !masked;
+    if (masked) {
+      find_rows();
 #pragma unroll
       for (int n = 0; n < kScoreTiles; ++n) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = j0 + 8 * n + 2 * t + e;
-          const bool causal0 = key <= pos[0], causal1 = key <= pos[1];
-          const int32_t key_seg = seg != nullptr && (causal0 || causal1) ? seg[key] : 0;  // key < Tk here
-          if (!causal0 || key_seg != row_seg[0]) s[n][e] = -INFINITY;
-          if (!causal1 || key_seg != row_seg[1]) s[n][2 + e] = -INFINITY;
-        }
+        for (int e = 0; e < 2; ++e) lane_sees = lane_sees || visible(j0 + 8 * n + 2 * t + e, 0) ||
+                                                visible(j0 + 8 * n + 2 * t + e, 1);
       }
     }
+    const bool active = __any_sync(0xffffffffu, lane_sees);
 
-    // Online softmax of the lane's two rows; a row's 64 scores sit in its 4 lanes (t = 0..3).
+    float s[kScoreTiles][4];  // scores, then probabilities: s[n] is keys 8 n .. 8 n + 7 (C layout)
+    if (active) {
+      // S = Q K^T for the warp's 16 rows x 64 keys.
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
+      for (int n = 0; n < kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-      for (int n = 0; n < kScoreTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[h], mx * scale_log2);  // scale > 0, so max and scaling commute
-      const float m_ref = m_new == -INFINITY ? 0.f : m_new;  // a row that sees nothing yet: exp2(-inf - 0) = 0
-      const float rescale = exp2f(m[h] - m_ref);             // 0 when m was -inf
-      m[h] = m_new;
-      float sum = 0.f;
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t a[4];
+        ptx::ldmatrix_x4(a, q_s + q_frag + kk * 16);
 #pragma unroll
-      for (int n = 0; n < kScoreTiles; ++n) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float prob = exp2f(fmaf(s[n][2 * h + e], scale_log2, -m_ref));
-          s[n][2 * h + e] = prob;
-          sum += prob;
+        for (int np = 0; np < kScoreTiles / 2; ++np) {
+          uint32_t kb[4];
+          ptx::ldmatrix_x4(kb, k_tile + k_frag + np * 16 * kStride + kk * 16);
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          ptx::mma_bf16_16816(s[2 * np], a, b0);
+          ptx::mma_bf16_16816(s[2 * np + 1], a, b1);
         }
       }
-      l[h] = l[h] * rescale + sum;
+      if (masked) {  // the test again (cheaper than keeping 32 visibility bits live across the products)
+        find_rows();
 #pragma unroll
-      for (int n = 0; n < kOutTiles; ++n) o[n][2 * h] *= rescale, o[n][2 * h + 1] *= rescale;
+        for (int n = 0; n < kScoreTiles; ++n) {
+#pragma unroll
+          for (int c = 0; c < 4; ++c)  // c = 2 h + e
+            if (!visible(j0 + 8 * n + 2 * t + c % 2, c / 2)) s[n][c] = -INFINITY;
+        }
+      }
+
+      // Online softmax of the lane's two rows; a row's 64 scores sit in its 4 lanes (t = 0..3).
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < kScoreTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[h], mx * scale_log2);      // scale > 0, so max and scaling commute
+        const float m_ref = m_new == -INFINITY ? 0.f : m_new;  // a row that sees nothing yet: exp2(-inf - 0) = 0
+        const float rescale = exp2f(m[h] - m_ref);             // 0 when m was -inf
+        m[h] = m_new;
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < kScoreTiles; ++n) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float prob = exp2f(fmaf(s[n][2 * h + e], scale_log2, -m_ref));
+            s[n][2 * h + e] = prob;
+            sum += prob;
+          }
+        }
+        l[h] = l[h] * rescale + sum;
+#pragma unroll
+        for (int n = 0; n < kOutTiles; ++n) o[n][2 * h] *= rescale, o[n][2 * h + 1] *= rescale;
+      }
     }
 
     if (prefetch) {
@@ -207,19 +228,21 @@ __global__ void __launch_bounds__(Warps * 32, 1)
     }
     __syncthreads();
 
-    // O += P V: P (16 rows x 64 keys) as four 16 x 16 A fragments straight from the C fragments (ptx.cuh).
+    if (active) {
+      // O += P V: P (16 rows x 64 keys) as four 16 x 16 A fragments straight from the C fragments (ptx.cuh).
 #pragma unroll
-    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
-      const uint32_t a[4] = {ptx::pack_bf16(s[2 * kk][0], s[2 * kk][1]), ptx::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             ptx::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             ptx::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+        const uint32_t a[4] = {ptx::pack_bf16(s[2 * kk][0], s[2 * kk][1]), ptx::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                               ptx::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               ptx::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t vb[4];
-        ptx::ldmatrix_x4_trans(vb, v_tile + v_frag + kk * 16 * kStride + dp * 16);
-        const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-        ptx::mma_bf16_16816(o[2 * dp], a, b0);
-        ptx::mma_bf16_16816(o[2 * dp + 1], a, b1);
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t vb[4];
+          ptx::ldmatrix_x4_trans(vb, v_tile + v_frag + kk * 16 * kStride + dp * 16);
+          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+          ptx::mma_bf16_16816(o[2 * dp], a, b0);
+          ptx::mma_bf16_16816(o[2 * dp + 1], a, b1);
+        }
       }
     }
     __syncthreads();  // this stage is consumed: the next iteration may refill it
