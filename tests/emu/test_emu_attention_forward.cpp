@@ -137,5 +137,16 @@ TEST(EmuAttentionForward, HeadDim256) {
   check_case<256, 8>({2, 33, 160, 8, 127, true, 0.07}, 320);  // q_offset, segments, custom scale, three key tiles
 }
 
+// Other thread orders of the emulator's scheduler (a missing barrier shows up under some orders only).
+TEST(EmuAttentionForward, SchedulerSeeds) {
+  const uint64_t saved = emu::seed();
+  for (uint64_t s = 11; s < 14; ++s) {
+    emu::set_seed(s);
+    check_case<128, 8>({1, 150, 150, 1, 0, true, 0}, 400 + s);
+    check_case<64, 4>({2, 20, 90, 4, 70, false, 0}, 410 + s);
+  }
+  emu::set_seed(saved);
+}
+
 }  // namespace
 }  // namespace stepwise
