@@ -57,7 +57,8 @@ __device__ __forceinline__ void load_rows_async(bf16_t* dst, const bf16_t* src, 
 // Per key tile (visited last-first, so the masked diagonal tiles come first), K and V of the next tile are in flight
 // (cp.async, two stages) while S = Q K^T (fp32) is computed, masked (only on tiles that cross the diagonal, or all
 // tiles with segments), turned into exp2 probabilities with the online max, packed to bf16 as the A operand of
-// O += P V. Scores are kept in log2 units: scale_log2 = scale * log2(e).
+// O += P V. A warp whose rows see no key of the tile skips its maths. Scores are kept in log2 units: scale_log2 =
+// scale * log2(e). Cp.async groups per thread: Q, then K and V of each tile in visiting order.
 // Shared memory: q_s (R, stride), k_s and v_s (2 stages, kKeyTile, stride), stride = D + 8, all bf16.
 template <int D, int Warps>
 __global__ void __launch_bounds__(Warps * 32, 1)
@@ -90,8 +91,9 @@ __global__ void __launch_bounds__(Warps * 32, 1)
   const bf16_t* v_batch = p.v + b * Tk * D;          // (Tk, D)
   const int32_t* seg = p.seg ? p.seg + b * Tk : nullptr;
 
-  // Prologue: Q with the first visited key tile (one group), then its values (a second group).
+  // Prologue: Q (one group), the first visited key tile (one group), then its values (a third group).
   load_rows_async<D, kRows, kThreads>(q_s, q_batch, row0, rows_total);
+  ptx::cp_async_commit();
   load_rows_async<D, kKeyTile, kThreads>(k_s, k_batch, int64_t{tiles - 1} * kKeyTile, Tk);
   ptx::cp_async_commit();
   load_rows_async<D, kKeyTile, kThreads>(v_s, v_batch, int64_t{tiles - 1} * kKeyTile, Tk);
@@ -118,6 +120,18 @@ __global__ void __launch_bounds__(Warps * 32, 1)
   const int k_frag = (8 * (lane / 16) + lane % 8) * kStride + 8 * ((lane / 8) % 2);  // B of K^T, 16 keys x 16 d
   const int v_frag = (8 * ((lane / 8) % 2) + lane % 8) * kStride + 8 * (lane / 16);  // B of V (trans), 16 x 16
 
+  // Up to D = 128 the warp's Q fragments (A of Q K^T, D / 16 of them) stay in registers for the whole loop, saving
+  // their shared-memory reads on every key tile; at D = 256 the output accumulators leave no room and they are read
+  // from q_s each time.
+  constexpr bool kQInRegisters = D <= 128;
+  uint32_t q_regs[kQInRegisters ? D / 16 : 1][4];
+  if constexpr (kQInRegisters) {
+    ptx::cp_async_wait<2>();  // Q landed (the first key tile may still be in flight)
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ptx::ldmatrix_x4(q_regs[kk], q_s + q_frag + kk * 16);
+  }
+
   for (int i = 0; i < tiles; ++i) {
     const int tile = tiles - 1 - i;
     const int j0 = tile * kKeyTile;
@@ -129,7 +143,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
       ptx::cp_async_commit();
       load_rows_async<D, kKeyTile, kThreads>(v_s + ((i + 1) & 1) * kStage, v_batch, j0 - kKeyTile, Tk);
       ptx::cp_async_commit();
-      ptx::cp_async_wait<3>();  // this tile's K (and Q) landed; its V and the next tile may still be in flight
+      ptx::cp_async_wait<3>();  // Q and this tile's K landed; its V and the next tile may still be in flight
     } else {
       ptx::cp_async_wait<1>();
     }
@@ -173,7 +187,11 @@ __global__ void __launch_bounds__(Warps * 32, 1)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t a[4];
-        ptx::ldmatrix_x4(a, q_s + q_frag + kk * 16);
+        if constexpr (kQInRegisters) {
+          a[0] = q_regs[kk][0], a[1] = q_regs[kk][1], a[2] = q_regs[kk][2], a[3] = q_regs[kk][3];
+        } else {
+          ptx::ldmatrix_x4(a, q_s + q_frag + kk * 16);
+        }
 #pragma unroll
         for (int np = 0; np < kScoreTiles / 2; ++np) {
           uint32_t kb[4];
