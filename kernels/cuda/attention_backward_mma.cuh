@@ -1,0 +1,458 @@
+// Tensor-core (mma.sync m16n8k16, bf16 in, fp32 accumulate) kernels of the MFA attention backward for bf16 and head
+// dims D in {64, 128, 256} (FlashAttention-2 style, deterministic, no atomics): a dQ kernel (a CTA owns 64 query rows
+// and walks the key tiles) and a dK/dV kernel (a CTA owns 64 keys and walks a chunk of the query rows that see them,
+// with an ordered reduction of the chunks' fp32 partials when the causal work is split). Device code only: the host
+// launcher is in attention_backward.cu; tests/emu runs this source on the CPU.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/common.cuh"
+#include "cuda/ptx.cuh"
+#include "ops/attention.h"
+
+namespace stepwise::cuda::attention_backward_mma {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kTile = 64;                  // query rows (row = query * H + head) per row tile; keys per key tile
+constexpr int kPad = 8;                    // bf16 padding per shared row (16 bytes): ldmatrix rows hit distinct banks
+constexpr int kTileStride = kTile + kPad;  // row stride of the 64 x 64 bf16 P^T, dS^T and dS tiles
+constexpr float kLog2e = 1.4426950408889634f;
+
+inline bool supports_head_dim(int64_t D) { return D == 64 || D == 128 || D == 256; }
+
+// Per-row facts of a row tile, in shared memory: lse2 = lse * log2(e) (+inf for a missing row or a fully masked row,
+// so that its probabilities are exp2(x - inf) = 0), delta = rowsum(dO * O), the query's position (-1 for a missing
+// row: it sees no key) and its segment id.
+struct RowMeta {
+  float lse2, delta;
+  int32_t pos, seg;
+};
+
+// First flattened row (query * H + head) that can see key j0 or later keys: queries at positions >= j0.
+__host__ __device__ inline int64_t dkdv_first_row(int64_t j0, int64_t q_offset, int64_t H, int64_t Tq) {
+  const int64_t first_query = j0 > q_offset ? j0 - q_offset : 0;
+  return (first_query < Tq ? first_query : Tq) * H;
+}
+// Row tiles of 64 from first_row to the last row R.
+__host__ __device__ inline int64_t dkdv_row_tiles(int64_t first_row, int64_t R) {
+  return first_row < R ? ceil_div(R - first_row, kTile) : 0;
+}
+
+// Split of the dK/dV work: the row tiles of key tile kt are cut into `chunks` chunks of `tiles_per_chunk` tiles (the
+// causal triangle gives key tile 0 all rows and the last ones few, so one CTA per key tile would leave the GPU idle);
+// with chunks > 1 each CTA writes fp32 partials that attention_dkdv_reduce_kernel sums in chunk order.
+struct DkdvPlan {
+  int64_t tiles_per_chunk = 1;
+  int chunks = 1;
+};
+
+// About four CTAs' worth of row tiles per SM over the whole grid, at least 16 row tiles per chunk.
+inline DkdvPlan plan_dkdv(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t q_offset, int sms) {
+  const int64_t R = Tq * H, key_tiles = ceil_div(Tk, kTile);
+  int64_t total = 0, most = 0;
+  for (int64_t kt = 0; kt < key_tiles; ++kt) {
+    const int64_t n = dkdv_row_tiles(dkdv_first_row(kt * kTile, q_offset, H, Tq), R);
+    total += n;
+    most = n > most ? n : most;
+  }
+  DkdvPlan plan;
+  if (most == 0) return plan;
+  int64_t per_chunk = ceil_div(B * total, 4 * int64_t{sms > 0 ? sms : 1});
+  per_chunk = per_chunk < 16 ? 16 : per_chunk;
+  per_chunk = per_chunk < ceil_div(most, 65535) ? ceil_div(most, 65535) : per_chunk;  // grid.y limit
+  plan.tiles_per_chunk = per_chunk < most ? per_chunk : most;
+  plan.chunks = static_cast<int>(ceil_div(most, plan.tiles_per_chunk));
+  return plan;
+}
+
+// Dynamic shared memory of the two kernels (bytes).
+template <int D>
+constexpr size_t dq_shared_bytes() {
+  return sizeof(bf16) * (6 * size_t{kTile} * (D + kPad) + size_t{kTile} * kTileStride) + sizeof(RowMeta) * kTile +
+         sizeof(int32_t) * 2 * kTile;
+}
+template <int D>
+constexpr size_t dkdv_shared_bytes() {
+  return sizeof(bf16) * (6 * size_t{kTile} * (D + kPad) + 2 * size_t{kTile} * kTileStride) +
+         sizeof(RowMeta) * 2 * kTile + sizeof(int32_t) * kTile;
+}
+
+// dst (64, D + kPad) bf16 in shared memory <- rows row0 .. row0 + 63 of src (rows of D elements); rows >= row_end are
+// zero-filled. cp.async, 16 bytes per copy; the caller commits. Called by the whole CTA.
+template <int D>
+__device__ void load_tile_async(bf16* dst, const bf16* src, int64_t row0, int64_t row_end) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  for (int i = threadIdx.x; i < kTile * kPieces; i += kThreads) {
+    const int r = i / kPieces, c = i - r * kPieces;
+    const int64_t row = row0 + r;
+    const bool ok = row < row_end;
+    ptx::cp_async_16(dst + r * (D + kPad) + c * 8, ok ? src + row * D + c * 8 : src, ok);
+  }
+}
+
+// meta[r] for rows row0 + r, r < 64, of batch b. Threads 0..63 each write one entry (plain loads and stores).
+__device__ inline void fill_row_meta(RowMeta* meta, const AttentionParams<bf16, float>& p, const float* delta,
+                                     int64_t b, int64_t row0) {
+  if (threadIdx.x >= kTile) return;
+  const int64_t H = p.H, Tq = p.Tq, R = Tq * H, row = row0 + threadIdx.x;
+  RowMeta m{INFINITY, 0.f, -1, 0};
+  if (row < R) {
+    const int64_t query = row / H, head = row - query * H;
+    const float lse = p.lse[(b * H + head) * Tq + query];
+    m.lse2 = lse == -INFINITY ? INFINITY : lse * kLog2e;
+    m.delta = delta[b * R + row];
+    m.pos = static_cast<int32_t>(p.q_offset + query);
+    m.seg = p.seg ? p.seg[b * p.Tk + m.pos] : 0;
+  }
+  meta[threadIdx.x] = m;
+}
+
+// dQ. Grid (ceil(R / 64), B) with R = Tq * H, kThreads threads; CTA x owns rows [row0, row0 + 64) of batch b (the
+// heaviest, latest rows first) and walks the key tiles [j0, j0 + 64) up to its last visible key, K / V tiles
+// double-buffered with cp.async. Per key tile:
+//   phase 1, warp w owns rows 16 (w % 4) .. +16 and keys 32 (w / 4) .. +32: S = Q K^T and dP = dO V^T by mma,
+//            P = exp2(S scale log2e - lse2), dS = P (dP - delta) (0 where the pair is masked), dS -> ds_s (bf16);
+//   phase 2, warp w owns rows 16 (w % 4) .. +16 and columns (D / 2) (w / 4) .. +D/2: dQ += dS K by mma.
+// dq = scale * dQ. Shared memory: q_s, do_s (64, D + 8); k_s, v_s (2 stages, 64, D + 8); ds_s (64, 72) bf16;
+// meta (64); key_seg_s (2 stages, 64).
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_dq_mma_kernel(AttentionParams<bf16, float> p, const float* delta, float scale) {
+  constexpr int S = D + kPad;
+  unsigned char* base = ptx::dynamic_shared_base();
+  bf16* q_s = reinterpret_cast<bf16*>(base);  // (64, S)
+  bf16* do_s = q_s + kTile * S;               // (64, S)
+  bf16* k_s = do_s + kTile * S;               // (2, 64, S)
+  bf16* v_s = k_s + 2 * kTile * S;            // (2, 64, S)
+  bf16* ds_s = v_s + 2 * kTile * S;           // (64, kTileStride)
+  RowMeta* meta = reinterpret_cast<RowMeta*>(ds_s + kTile * kTileStride);  // (64)
+  int32_t* key_seg_s = reinterpret_cast<int32_t*>(meta + kTile);            // (2, 64)
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t H = p.H, Tk = p.Tk, R = p.Tq * H, b = blockIdx.y;
+  const int64_t row0 = (int64_t{gridDim.x} - 1 - blockIdx.x) * kTile;
+  const int64_t row_last = (row0 + kTile < R ? row0 + kTile : R) - 1;
+  const int64_t min_pos = p.q_offset + row0 / H;
+  const int64_t key_end_causal = p.q_offset + row_last / H + 1;
+  const int64_t key_end = key_end_causal < Tk ? key_end_causal : Tk;
+  const int64_t key_tiles = ceil_div(key_end, kTile);
+  const bf16* k_b = p.k + b * Tk * D;  // (Tk, D)
+  const bf16* v_b = p.v + b * Tk * D;  // (Tk, D)
+  const int32_t* seg_b = p.seg ? p.seg + b * Tk : nullptr;
+  const float scale_log2 = scale * kLog2e;
+
+  load_tile_async<D>(q_s, p.q + b * R * D, row0, R);
+  load_tile_async<D>(do_s, p.dout + b * R * D, row0, R);
+  fill_row_meta(meta, p, delta, b, row0);
+  auto issue = [&](int64_t kt, int stage) {
+    const int64_t j0 = kt * kTile;
+    load_tile_async<D>(k_s + stage * kTile * S, k_b, j0, Tk);
+    load_tile_async<D>(v_s + stage * kTile * S, v_b, j0, Tk);
+    if (seg_b != nullptr && threadIdx.x < kTile)
+      key_seg_s[stage * kTile + threadIdx.x] = j0 + threadIdx.x < Tk ? seg_b[j0 + threadIdx.x] : -1;
+  };
+  if (key_tiles > 0) issue(0, 0);
+  ptx::cp_async_commit();
+
+  constexpr int kAccTiles = D / 16;  // n-tiles of 8 columns in the warp's D / 2 columns
+  float dq[kAccTiles][4];
+#pragma unroll
+  for (int n = 0; n < kAccTiles; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dq[n][e] = 0.f;
+  const int rm = warp % 4, kn = warp / 4;  // phase 1: rows 16 rm.., keys 32 kn..; phase 2: rows 16 rm.., cols kn D/2..
+
+  for (int64_t kt = 0; kt < key_tiles; ++kt) {
+    const int stage = static_cast<int>(kt & 1);
+    if (kt + 1 < key_tiles) issue(kt + 1, stage ^ 1);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // everything but the group just issued has landed
+    __syncthreads();
+    const bf16* kt_s = k_s + stage * kTile * S;
+    const bf16* vt_s = v_s + stage * kTile * S;
+    const int64_t j0 = kt * kTile;
+
+    // phase 1
+    float s[4][4], dp[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t aq[4], ado[4];
+      const int a_off = (16 * rm + lane % 16) * S + 16 * kk + 8 * (lane / 16);
+      ptx::ldmatrix_x4(aq, q_s + a_off);
+      ptx::ldmatrix_x4(ado, do_s + a_off);
+#pragma unroll
+      for (int np = 0; np < 2; ++np) {
+        uint32_t bk[4], bv[4];
+        const int b_off = (32 * kn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk + 8 * ((lane / 8) % 2);
+        ptx::ldmatrix_x4(bk, kt_s + b_off);
+        ptx::ldmatrix_x4(bv, vt_s + b_off);
+        const uint32_t bk0[2] = {bk[0], bk[1]}, bk1[2] = {bk[2], bk[3]};
+        const uint32_t bv0[2] = {bv[0], bv[1]}, bv1[2] = {bv[2], bv[3]};
+        ptx::mma_bf16_16816(s[2 * np], aq, bk0);
+        ptx::mma_bf16_16816(s[2 * np + 1], aq, bk1);
+        ptx::mma_bf16_16816(dp[2 * np], ado, bv0);
+        ptx::mma_bf16_16816(dp[2 * np + 1], ado, bv1);
+      }
+    }
+    const bool masked = seg_b != nullptr || j0 + kTile - 1 > min_pos;  // some pair of the tile is not visible
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row_l = 16 * rm + g + 8 * half;
+      const RowMeta m = meta[row_l];
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        const int key_l = 32 * kn + 8 * n + 2 * t;
+        float ds[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool vis = !masked || (j0 + key_l + e <= m.pos &&
+                                       (seg_b == nullptr || key_seg_s[stage * kTile + key_l + e] == m.seg));
+          const float prob = vis ? exp2f(s[n][2 * half + e] * scale_log2 - m.lse2) : 0.f;
+          ds[e] = prob * (dp[n][2 * half + e] - m.delta);
+        }
+        *reinterpret_cast<uint32_t*>(ds_s + row_l * kTileStride + key_l) = ptx::pack_bf16(ds[0], ds[1]);
+      }
+    }
+    __syncthreads();
+
+    // phase 2
+#pragma unroll
+    for (int kk = 0; kk < kTile / 16; ++kk) {
+      uint32_t a[4];
+      ptx::ldmatrix_x4(a, ds_s + (16 * rm + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16));
+#pragma unroll
+      for (int np = 0; np < kAccTiles / 2; ++np) {
+        uint32_t bk[4];
+        ptx::ldmatrix_x4_trans(
+            bk, kt_s + (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + kn * (D / 2) + 16 * np + 8 * (lane / 16));
+        const uint32_t bk0[2] = {bk[0], bk[1]}, bk1[2] = {bk[2], bk[3]};
+        ptx::mma_bf16_16816(dq[2 * np], a, bk0);
+        ptx::mma_bf16_16816(dq[2 * np + 1], a, bk1);
+      }
+    }
+    __syncthreads();  // k_s / v_s [stage] and ds_s are free for the next tile
+  }
+  ptx::cp_async_wait<0>();
+
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t row = row0 + 16 * rm + g + 8 * half;
+    if (row >= R) continue;
+    bf16* dq_row = p.dq + (b * R + row) * D;
+#pragma unroll
+    for (int n = 0; n < kAccTiles; ++n) {
+      const int col = kn * (D / 2) + 8 * n + 2 * t;
+      *reinterpret_cast<uint32_t*>(dq_row + col) =
+          ptx::pack_bf16(scale * dq[n][2 * half], scale * dq[n][2 * half + 1]);
+    }
+  }
+}
+
+// Where the dK/dV kernel writes: chunks == 1: dk / dv of p directly (bf16, dk scaled); chunks > 1: fp32 partials
+// part_dk / part_dv (chunks, B, Tk, D), unscaled, for attention_dkdv_reduce_kernel.
+struct DkdvOutput {
+  float* part_dk = nullptr;
+  float* part_dv = nullptr;
+  int64_t tiles_per_chunk = 1;
+  int chunks = 1;
+};
+
+// dK / dV. Grid (ceil(Tk / 64), chunks, B), kThreads threads; CTA (x, y) owns keys [j0, j0 + 64), j0 = 64 x, of batch
+// b and walks row tiles [y tiles_per_chunk, (y + 1) tiles_per_chunk) of the rows that see them (rows from
+// dkdv_first_row on, every head: all heads share the K/V head), Q / dO tiles double-buffered with cp.async. Per row
+// tile (transposed products, keys as the M dimension):
+//   phase 1, warp w owns keys 16 (w % 4) .. +16 and rows 32 (w / 4) .. +32: S^T = K Q^T, dP^T = V dO^T by mma,
+//            P^T and dS^T = P^T (dP^T - delta) (0 where masked) -> pt_s / dst_s (bf16);
+//   phase 2, warp w owns keys 32 (w % 2) .. +32 and columns (D / 4) (w / 2) .. +D/4: dV += P^T dO, dK += dS^T Q.
+// dk = scale * dK. Shared memory: k_s, v_s (64, D + 8); q_s, do_s (2 stages, 64, D + 8); pt_s, dst_s (64, 72) bf16;
+// meta (2 stages, 64); key_seg_s (64).
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_dkdv_mma_kernel(AttentionParams<bf16, float> p, const float* delta, float scale, DkdvOutput out) {
+  constexpr int S = D + kPad;
+  unsigned char* base = ptx::dynamic_shared_base();
+  bf16* k_s = reinterpret_cast<bf16*>(base);  // (64, S)
+  bf16* v_s = k_s + kTile * S;                // (64, S)
+  bf16* q_s = v_s + kTile * S;                // (2, 64, S)
+  bf16* do_s = q_s + 2 * kTile * S;           // (2, 64, S)
+  bf16* pt_s = do_s + 2 * kTile * S;          // (64 keys, kTileStride)
+  bf16* dst_s = pt_s + kTile * kTileStride;   // (64 keys, kTileStride)
+  RowMeta* meta = reinterpret_cast<RowMeta*>(dst_s + kTile * kTileStride);  // (2, 64)
+  int32_t* key_seg_s = reinterpret_cast<int32_t*>(meta + 2 * kTile);        // (64)
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t H = p.H, Tk = p.Tk, R = p.Tq * H, b = blockIdx.z;
+  const int64_t j0 = int64_t{blockIdx.x} * kTile;
+  const int64_t first_row = dkdv_first_row(j0, p.q_offset, H, p.Tq);
+  const int64_t tiles = dkdv_row_tiles(first_row, R);
+  const int64_t chunk_begin = int64_t{blockIdx.y} * out.tiles_per_chunk;
+  const int64_t tile_begin = chunk_begin < tiles ? chunk_begin : tiles;
+  const int64_t tile_end = chunk_begin + out.tiles_per_chunk < tiles ? chunk_begin + out.tiles_per_chunk : tiles;
+  const bf16* q_b = p.q + b * R * D;      // (R, D)
+  const bf16* do_b = p.dout + b * R * D;  // (R, D)
+  const int32_t* seg_b = p.seg ? p.seg + b * Tk : nullptr;
+  const float scale_log2 = scale * kLog2e;
+
+  if (tile_begin < tile_end) {
+    load_tile_async<D>(k_s, p.k + b * Tk * D, j0, Tk);
+    load_tile_async<D>(v_s, p.v + b * Tk * D, j0, Tk);
+    if (seg_b != nullptr && threadIdx.x < kTile)
+      key_seg_s[threadIdx.x] = j0 + threadIdx.x < Tk ? seg_b[j0 + threadIdx.x] : -1;
+  }
+  auto issue = [&](int64_t tile, int stage) {
+    const int64_t row0 = first_row + tile * kTile;
+    load_tile_async<D>(q_s + stage * kTile * S, q_b, row0, R);
+    load_tile_async<D>(do_s + stage * kTile * S, do_b, row0, R);
+    fill_row_meta(meta + stage * kTile, p, delta, b, row0);
+  };
+  if (tile_begin < tile_end) issue(tile_begin, 0);
+  ptx::cp_async_commit();
+
+  constexpr int kAccTiles = D / 32;  // n-tiles of 8 columns in the warp's D / 4 columns
+  float dk[2][kAccTiles][4], dv[2][kAccTiles][4];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int n = 0; n < kAccTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dk[m][n][e] = 0.f, dv[m][n][e] = 0.f;
+  const int km = warp % 4, rn = warp / 4;   // phase 1: keys 16 km.., rows 32 rn..
+  const int km2 = warp % 2, dn = warp / 2;  // phase 2: keys 32 km2.., cols dn D/4..
+
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int stage = static_cast<int>((tile - tile_begin) & 1);
+    if (tile + 1 < tile_end) issue(tile + 1, stage ^ 1);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();
+    __syncthreads();
+    const bf16* qt_s = q_s + stage * kTile * S;
+    const bf16* dot_s = do_s + stage * kTile * S;
+    const RowMeta* mt = meta + stage * kTile;
+    const int64_t row0 = first_row + tile * kTile;
+
+    // phase 1
+    float s[4][4], dp[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t ak[4], av[4];
+      const int a_off = (16 * km + lane % 16) * S + 16 * kk + 8 * (lane / 16);
+      ptx::ldmatrix_x4(ak, k_s + a_off);
+      ptx::ldmatrix_x4(av, v_s + a_off);
+#pragma unroll
+      for (int np = 0; np < 2; ++np) {
+        uint32_t bq[4], bo[4];
+        const int b_off = (32 * rn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk + 8 * ((lane / 8) % 2);
+        ptx::ldmatrix_x4(bq, qt_s + b_off);
+        ptx::ldmatrix_x4(bo, dot_s + b_off);
+        const uint32_t bq0[2] = {bq[0], bq[1]}, bq1[2] = {bq[2], bq[3]};
+        const uint32_t bo0[2] = {bo[0], bo[1]}, bo1[2] = {bo[2], bo[3]};
+        ptx::mma_bf16_16816(s[2 * np], ak, bq0);
+        ptx::mma_bf16_16816(s[2 * np + 1], ak, bq1);
+        ptx::mma_bf16_16816(dp[2 * np], av, bo0);
+        ptx::mma_bf16_16816(dp[2 * np + 1], av, bo1);
+      }
+    }
+    // Some pair of the tile is not visible: the tile's first query does not see the tile's last key, or segments.
+    const bool masked = seg_b != nullptr || p.q_offset + row0 / H < j0 + kTile - 1;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int key_l = 16 * km + g + 8 * half;
+      const int64_t key = j0 + key_l;
+      const int32_t key_seg = seg_b != nullptr ? key_seg_s[key_l] : 0;
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        const int row_l = 32 * rn + 8 * n + 2 * t;
+        float prob[2], ds[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const RowMeta m = mt[row_l + e];
+          const bool vis = !masked || (key <= m.pos && (seg_b == nullptr || key_seg == m.seg));
+          prob[e] = vis ? exp2f(s[n][2 * half + e] * scale_log2 - m.lse2) : 0.f;
+          ds[e] = prob[e] * (dp[n][2 * half + e] - m.delta);
+        }
+        *reinterpret_cast<uint32_t*>(pt_s + key_l * kTileStride + row_l) = ptx::pack_bf16(prob[0], prob[1]);
+        *reinterpret_cast<uint32_t*>(dst_s + key_l * kTileStride + row_l) = ptx::pack_bf16(ds[0], ds[1]);
+      }
+    }
+    __syncthreads();
+
+    // phase 2
+#pragma unroll
+    for (int kk = 0; kk < kTile / 16; ++kk) {
+      uint32_t ap[2][4], as[2][4];
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+        const int a_off = (32 * km2 + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16);
+        ptx::ldmatrix_x4(ap[m], pt_s + a_off);
+        ptx::ldmatrix_x4(as[m], dst_s + a_off);
+      }
+#pragma unroll
+      for (int np = 0; np < kAccTiles / 2; ++np) {
+        uint32_t bo[4], bq[4];
+        const int b_off = (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + dn * (D / 4) + 16 * np + 8 * (lane / 16);
+        ptx::ldmatrix_x4_trans(bo, dot_s + b_off);
+        ptx::ldmatrix_x4_trans(bq, qt_s + b_off);
+        const uint32_t bo0[2] = {bo[0], bo[1]}, bo1[2] = {bo[2], bo[3]};
+        const uint32_t bq0[2] = {bq[0], bq[1]}, bq1[2] = {bq[2], bq[3]};
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          ptx::mma_bf16_16816(dv[m][2 * np], ap[m], bo0);
+          ptx::mma_bf16_16816(dv[m][2 * np + 1], ap[m], bo1);
+          ptx::mma_bf16_16816(dk[m][2 * np], as[m], bq0);
+          ptx::mma_bf16_16816(dk[m][2 * np + 1], as[m], bq1);
+        }
+      }
+    }
+    __syncthreads();  // q_s / do_s / meta [stage], pt_s and dst_s are free for the next tile
+  }
+  ptx::cp_async_wait<0>();
+
+  const int64_t B = gridDim.z;
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t key = j0 + 32 * km2 + 16 * m + g + 8 * half;
+      if (key >= Tk) continue;
+#pragma unroll
+      for (int n = 0; n < kAccTiles; ++n) {
+        const int col = dn * (D / 4) + 8 * n + 2 * t;
+        const float k0 = dk[m][n][2 * half], k1 = dk[m][n][2 * half + 1];
+        const float v0 = dv[m][n][2 * half], v1 = dv[m][n][2 * half + 1];
+        if (out.chunks == 1) {
+          const int64_t at = (b * Tk + key) * D + col;
+          *reinterpret_cast<uint32_t*>(p.dk + at) = ptx::pack_bf16(scale * k0, scale * k1);
+          *reinterpret_cast<uint32_t*>(p.dv + at) = ptx::pack_bf16(v0, v1);
+        } else {
+          const int64_t at = ((blockIdx.y * B + b) * Tk + key) * D + col;
+          out.part_dk[at] = k0, out.part_dk[at + 1] = k1;
+          out.part_dv[at] = v0, out.part_dv[at + 1] = v1;
+        }
+      }
+    }
+}
+
+// dk[i] = scale * sum_c part_dk[c, i], dv[i] = sum_c part_dv[c, i] for i < n = B * Tk * D, chunks summed in order
+// (deterministic). Grid-stride over i; any grid.
+__global__ void __launch_bounds__(256) attention_dkdv_reduce_kernel(const float* part_dk, const float* part_dv,
+                                                                    bf16* dk, bf16* dv, int64_t n, int chunks,
+                                                                    float scale) {
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    float sk = 0.f, sv = 0.f;
+    for (int c = 0; c < chunks; ++c) sk += part_dk[c * n + i], sv += part_dv[c * n + i];
+    dk[i] = from_float<bf16>(scale * sk);
+    dv[i] = from_float<bf16>(sv);
+  }
+}
+
+}  // namespace stepwise::cuda::attention_backward_mma
