@@ -1,0 +1,70 @@
+// CPU SIMT emulator of CUDA kernels (tests/emu): runs a kernel's own source, compiled by g++ against the shim headers
+// in tests/emu/include, over a grid. Blocks run one after another in a shuffled order; a block's threads are
+// coroutines resumed in a seeded random order, each until it blocks at __syncthreads or a warp collective (shuffle,
+// vote, ldmatrix, mma), which completes when all its lanes have arrived. Dynamic shared memory is fresh per block and
+// filled with 0xFF bytes (NaN as float and bf16). Deadlocks, divergent warp collectives and misaligned or misplaced
+// ldmatrix / cp.async addresses abort with a message. See tests/emu/README.md.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace emu {
+
+// Seed of the scheduler's random order (blocks and threads). Default: $STEPWISE_EMU_SEED, else 1. Each launch draws
+// from one generator, so a test's sequence of launches is reproducible.
+void set_seed(uint64_t seed);
+uint64_t seed();
+
+// The current block's dynamic shared memory (the launch's dynamic_smem bytes, 16-byte aligned, 0xFF-filled).
+unsigned char* dynamic_shared_memory();
+
+namespace detail {
+// True when p lies inside a live cudaMalloc / cudaMallocAsync allocation (runtime.cpp).
+bool in_device_allocation(const void* p);
+// The most dynamic shared memory a launch of `kernel` may ask for (48 KiB unless raised by cudaFuncSetAttribute).
+size_t dynamic_shared_limit(const void* kernel);
+// Runs body(ctx) on every thread of the grid (kernel identifies the function for cudaFuncSetAttribute limits).
+void run_grid(const void* kernel, dim3 grid, dim3 block, size_t dynamic_smem, void (*body)(void*), void* ctx);
+
+template <class... P> struct KernelCall {
+  void (*kernel)(P...);
+  std::tuple<std::decay_t<P>...> args;
+  static void invoke(void* self) {
+    auto* call = static_cast<KernelCall*>(self);
+    std::apply(call->kernel, call->args);   // each thread gets its own copies of the parameters
+  }
+};
+}  // namespace detail
+
+// kernel<<<grid, block, dynamic_smem>>>(args...), synchronously. The arguments convert to the kernel's parameter types.
+template <class... P, class... A>
+void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamic_smem, A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "emu::launch: wrong number of kernel arguments");
+  detail::KernelCall<P...> call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  detail::run_grid(reinterpret_cast<const void*>(kernel), grid, block, dynamic_smem, &detail::KernelCall<P...>::invoke,
+                   &call);
+}
+
+// launcher(kernel, grid, block, smem, stream)(args...): the form a rewritten `kernel<<<grid, block, smem, stream>>>(args)`
+// takes (tests/emu/rewrite_launches.cmake). The stream is ignored: the emulator runs every launch to completion.
+template <class... P> struct Launcher {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t dynamic_smem;
+  template <class... A> void operator()(A&&... args) const {
+    launch(kernel, grid, block, dynamic_smem, std::forward<A>(args)...);
+  }
+};
+template <class... P>
+Launcher<P...> launcher(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamic_smem = 0,
+                        cudaStream_t stream = nullptr) {
+  (void)stream;
+  return {kernel, grid, block, dynamic_smem};
+}
+
+}  // namespace emu
