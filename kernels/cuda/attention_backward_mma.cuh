@@ -22,6 +22,11 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 inline bool supports_head_dim(int64_t D) { return D == 64 || D == 128 || D == 256; }
 
+// CTAs per SM the kernels are compiled for (__launch_bounds__): two where the shared memory of two fits in an SM's
+// 228 KiB (registers then capped at 128 per thread); one at larger D.
+template <int D> constexpr int dq_min_blocks() { return D <= 128 ? 2 : 1; }
+template <int D> constexpr int dkdv_min_blocks() { return D <= 64 ? 2 : 1; }
+
 // Per-row facts of a row tile, in shared memory: lse2 = lse * log2(e) (+inf for a missing row or a fully masked row,
 // so that its probabilities are exp2(x - inf) = 0), delta = rowsum(dO * O), the query's position (-1 for a missing
 // row: it sees no key) and its segment id.
@@ -111,14 +116,16 @@ __device__ inline void fill_row_meta(RowMeta* meta, const AttentionParams<bf16, 
 
 // dQ. Grid (ceil(R / 64), B) with R = Tq * H, kThreads threads; CTA x owns rows [row0, row0 + 64) of batch b (the
 // heaviest, latest rows first) and walks the key tiles [j0, j0 + 64) up to its last visible key, K / V tiles
-// double-buffered with cp.async. Per key tile:
-//   phase 1, warp w owns rows 16 (w % 4) .. +16 and keys 32 (w / 4) .. +32: S = Q K^T and dP = dO V^T by mma,
-//            P = exp2(S scale log2e - lse2), dS = P (dP - delta) (0 where the pair is masked), dS -> ds_s (bf16);
-//   phase 2, warp w owns rows 16 (w % 4) .. +16 and columns (D / 2) (w / 4) .. +D/2: dQ += dS K by mma.
+// double-buffered with cp.async (the next tile loads while this one is computed). Per key tile:
+//   phase 1, warps 0-3 compute S = Q K^T, warps 4-7 dP = dO V^T (by mma), warp w owning rows 32 (w % 2) .. +32 and
+//            keys 32 ((w % 4) / 2) .. +32 of it; the S warps write P = exp2(S scale log2e - lse2) (0 where the pair is
+//            masked) to ds_s as bf16;
+//   phase 2, the dP warps turn their P entries of ds_s into dS = P (dP - delta) in place;
+//   phase 3, warp w owns rows 32 (w % 2) .. +32 and columns (D / 4) (w / 2) .. +D/4: dQ += dS K by mma.
 // dq = scale * dQ. Shared memory: q_s, do_s (64, D + 8); k_s, v_s (2 stages, 64, D + 8); ds_s (64, 72) bf16;
 // meta (64); key_seg_s (2 stages, 64).
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, dq_min_blocks<D>())
     attention_dq_mma_kernel(AttentionParams<bf16, float> p, const float* delta, float scale) {
   constexpr int S = D + kPad;
   unsigned char* base = ptx::dynamic_shared_base();
@@ -126,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   bf16* do_s = q_s + kTile * S;               // (64, S)
   bf16* k_s = do_s + kTile * S;               // (2, 64, S)
   bf16* v_s = k_s + 2 * kTile * S;            // (2, 64, S)
-  bf16* ds_s = v_s + 2 * kTile * S;           // (64, kTileStride)
+  bf16* ds_s = v_s + 2 * kTile * S;           // (64 rows, kTileStride): P, then dS
   RowMeta* meta = reinterpret_cast<RowMeta*>(ds_s + kTile * kTileStride);  // (64)
   int32_t* key_seg_s = reinterpret_cast<int32_t*>(meta + kTile);            // (2, 64)
 
@@ -156,102 +163,136 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (key_tiles > 0) issue(0, 0);
   ptx::cp_async_commit();
 
-  constexpr int kAccTiles = D / 16;  // n-tiles of 8 columns in the warp's D / 2 columns
-  float dq[kAccTiles][4];
+  constexpr int kAccTiles = D / 32;  // n-tiles of 8 columns in the warp's D / 4 columns
+  float dq[2][kAccTiles][4];
 #pragma unroll
-  for (int n = 0; n < kAccTiles; ++n)
+  for (int m = 0; m < 2; ++m)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) dq[n][e] = 0.f;
-  const int rm = warp % 4, kn = warp / 4;  // phase 1: rows 16 rm.., keys 32 kn..; phase 2: rows 16 rm.., cols kn D/2..
+    for (int n = 0; n < kAccTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dq[m][n][e] = 0.f;
+  const bool dp_warp = warp >= 4;                    // phase 1: S (warps 0-3) or dP (warps 4-7)
+  const int rm = warp % 2, kn = (warp % 4) / 2;      // phase 1: rows 32 rm.., keys 32 kn..
+  const int dn = warp / 2;                           // phase 3: rows 32 rm.., cols dn D/4..
+  const bf16* a_src = dp_warp ? do_s : q_s;          // phase 1 A operand (rows x D)
 
   for (int64_t kt = 0; kt < key_tiles; ++kt) {
     const int stage = static_cast<int>(kt & 1);
+    ptx::cp_async_wait<0>();  // key tile kt (and, on the first pass, Q / dO) has landed
+    __syncthreads();          // ... for every thread; the previous tile's phase 3 is done with ds_s and stage ^ 1
     if (kt + 1 < key_tiles) issue(kt + 1, stage ^ 1);
     ptx::cp_async_commit();
-    ptx::cp_async_wait<1>();  // everything but the group just issued has landed
-    __syncthreads();
     const bf16* kt_s = k_s + stage * kTile * S;
-    const bf16* vt_s = v_s + stage * kTile * S;
+    const bf16* b_src = (dp_warp ? v_s : k_s) + stage * kTile * S;  // phase 1 B operand (keys x D)
     const int64_t j0 = kt * kTile;
 
     // phase 1
-    float s[4][4], dp[4][4];
+    float x[2][4][4];  // S or dP: (m-tile, n-tile, fragment)
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
+    for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[m][n][e] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t aq[4], ado[4];
-      const int a_off = (16 * rm + lane % 16) * S + 16 * kk + 8 * (lane / 16);
-      ptx::ldmatrix_x4(aq, q_s + a_off);
-      ptx::ldmatrix_x4(ado, do_s + a_off);
+      uint32_t a[2][4];
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+        ptx::ldmatrix_x4(a[m], a_src + (32 * rm + 16 * m + lane % 16) * S + 16 * kk + 8 * (lane / 16));
 #pragma unroll
       for (int np = 0; np < 2; ++np) {
-        uint32_t bk[4], bv[4];
-        const int b_off = (32 * kn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk + 8 * ((lane / 8) % 2);
-        ptx::ldmatrix_x4(bk, kt_s + b_off);
-        ptx::ldmatrix_x4(bv, vt_s + b_off);
-        const uint32_t bk0[2] = {bk[0], bk[1]}, bk1[2] = {bk[2], bk[3]};
-        const uint32_t bv0[2] = {bv[0], bv[1]}, bv1[2] = {bv[2], bv[3]};
-        ptx::mma_bf16_16816(s[2 * np], aq, bk0);
-        ptx::mma_bf16_16816(s[2 * np + 1], aq, bk1);
-        ptx::mma_bf16_16816(dp[2 * np], ado, bv0);
-        ptx::mma_bf16_16816(dp[2 * np + 1], ado, bv1);
+        uint32_t bb[4];
+        ptx::ldmatrix_x4(bb, b_src + (32 * kn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk +
+                                 8 * ((lane / 8) % 2));
+        const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          ptx::mma_bf16_16816(x[m][2 * np], a[m], b0);
+          ptx::mma_bf16_16816(x[m][2 * np + 1], a[m], b1);
+        }
       }
     }
     const bool masked = seg_b != nullptr || j0 + kTile - 1 > min_pos;  // some pair of the tile is not visible
+    if (!dp_warp) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row_l = 16 * rm + g + 8 * half;
-      const RowMeta m = meta[row_l];
+      for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        const int key_l = 32 * kn + 8 * n + 2 * t;
-        float ds[2];
+        for (int half = 0; half < 2; ++half) {
+          const int row_l = 32 * rm + 16 * m + g + 8 * half;
+          const RowMeta rmeta = meta[row_l];
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const bool vis = !masked || (j0 + key_l + e <= m.pos &&
-                                       (seg_b == nullptr || key_seg_s[stage * kTile + key_l + e] == m.seg));
-          const float prob = vis ? exp2f(s[n][2 * half + e] * scale_log2 - m.lse2) : 0.f;
-          ds[e] = prob * (dp[n][2 * half + e] - m.delta);
+          for (int n = 0; n < 4; ++n) {
+            const int key_l = 32 * kn + 8 * n + 2 * t;
+            float prob[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const bool vis = !masked || (j0 + key_l + e <= rmeta.pos &&
+                                           (seg_b == nullptr || key_seg_s[stage * kTile + key_l + e] == rmeta.seg));
+              prob[e] = vis ? exp2f(x[m][n][2 * half + e] * scale_log2 - rmeta.lse2) : 0.f;
+            }
+            *reinterpret_cast<uint32_t*>(ds_s + row_l * kTileStride + key_l) = ptx::pack_bf16(prob[0], prob[1]);
+          }
         }
-        *reinterpret_cast<uint32_t*>(ds_s + row_l * kTileStride + key_l) = ptx::pack_bf16(ds[0], ds[1]);
-      }
     }
     __syncthreads();
 
     // phase 2
+    if (dp_warp) {
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row_l = 32 * rm + 16 * m + g + 8 * half;
+          const float row_delta = meta[row_l].delta;
+#pragma unroll
+          for (int n = 0; n < 4; ++n) {
+            bf16* at = ds_s + row_l * kTileStride + 32 * kn + 8 * n + 2 * t;
+            const float ds0 = to_float(at[0]) * (x[m][n][2 * half] - row_delta);
+            const float ds1 = to_float(at[1]) * (x[m][n][2 * half + 1] - row_delta);
+            *reinterpret_cast<uint32_t*>(at) = ptx::pack_bf16(ds0, ds1);
+          }
+        }
+    }
+    __syncthreads();
+
+    // phase 3
 #pragma unroll
     for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t a[4];
-      ptx::ldmatrix_x4(a, ds_s + (16 * rm + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16));
+      uint32_t a[2][4];
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+        ptx::ldmatrix_x4(a[m], ds_s + (32 * rm + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16));
 #pragma unroll
       for (int np = 0; np < kAccTiles / 2; ++np) {
         uint32_t bk[4];
         ptx::ldmatrix_x4_trans(
-            bk, kt_s + (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + kn * (D / 2) + 16 * np + 8 * (lane / 16));
+            bk, kt_s + (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + dn * (D / 4) + 16 * np + 8 * (lane / 16));
         const uint32_t bk0[2] = {bk[0], bk[1]}, bk1[2] = {bk[2], bk[3]};
-        ptx::mma_bf16_16816(dq[2 * np], a, bk0);
-        ptx::mma_bf16_16816(dq[2 * np + 1], a, bk1);
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          ptx::mma_bf16_16816(dq[m][2 * np], a[m], bk0);
+          ptx::mma_bf16_16816(dq[m][2 * np + 1], a[m], bk1);
+        }
       }
     }
-    __syncthreads();  // k_s / v_s [stage] and ds_s are free for the next tile
   }
   ptx::cp_async_wait<0>();
 
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t row = row0 + 16 * rm + g + 8 * half;
-    if (row >= R) continue;
-    bf16* dq_row = p.dq + (b * R + row) * D;
+  for (int m = 0; m < 2; ++m)
 #pragma unroll
-    for (int n = 0; n < kAccTiles; ++n) {
-      const int col = kn * (D / 2) + 8 * n + 2 * t;
-      *reinterpret_cast<uint32_t*>(dq_row + col) =
-          ptx::pack_bf16(scale * dq[n][2 * half], scale * dq[n][2 * half + 1]);
+    for (int half = 0; half < 2; ++half) {
+      const int64_t row = row0 + 32 * rm + 16 * m + g + 8 * half;
+      if (row >= R) continue;
+      bf16* dq_row = p.dq + (b * R + row) * D;
+#pragma unroll
+      for (int n = 0; n < kAccTiles; ++n) {
+        const int col = dn * (D / 4) + 8 * n + 2 * t;
+        *reinterpret_cast<uint32_t*>(dq_row + col) =
+            ptx::pack_bf16(scale * dq[m][n][2 * half], scale * dq[m][n][2 * half + 1]);
+      }
     }
-  }
 }
 
 // Where the dK/dV kernel writes: chunks == 1: dk / dv of p directly (bf16, dk scaled); chunks > 1: fp32 partials
@@ -265,15 +306,16 @@ struct DkdvOutput {
 
 // dK / dV. Grid (ceil(Tk / 64), chunks, B), kThreads threads; CTA (x, y) owns keys [j0, j0 + 64), j0 = 64 x, of batch
 // b and walks row tiles [y tiles_per_chunk, (y + 1) tiles_per_chunk) of the rows that see them (rows from
-// dkdv_first_row on, every head: all heads share the K/V head), Q / dO tiles double-buffered with cp.async. Per row
-// tile (transposed products, keys as the M dimension):
-//   phase 1, warp w owns keys 16 (w % 4) .. +16 and rows 32 (w / 4) .. +32: S^T = K Q^T, dP^T = V dO^T by mma,
-//            P^T and dS^T = P^T (dP^T - delta) (0 where masked) -> pt_s / dst_s (bf16);
-//   phase 2, warp w owns keys 32 (w % 2) .. +32 and columns (D / 4) (w / 2) .. +D/4: dV += P^T dO, dK += dS^T Q.
+// dkdv_first_row on, every head: all heads share the K/V head), Q / dO tiles double-buffered with cp.async (the next
+// tile loads while this one is computed). Per row tile (transposed products, keys as the M dimension):
+//   phase 1, warps 0-3 compute S^T = K Q^T, warps 4-7 dP^T = V dO^T (by mma), warp w owning keys 32 (w % 2) .. +32
+//            and rows 32 ((w % 4) / 2) .. +32 of it; the S warps write P^T (0 where the pair is masked) to pt_s;
+//   phase 2, the dP warps write dS^T = P^T (dP^T - delta) to dst_s (bf16);
+//   phase 3, warp w owns keys 32 (w % 2) .. +32 and columns (D / 4) (w / 2) .. +D/4: dV += P^T dO, dK += dS^T Q.
 // dk = scale * dK. Shared memory: k_s, v_s (64, D + 8); q_s, do_s (2 stages, 64, D + 8); pt_s, dst_s (64, 72) bf16;
 // meta (2 stages, 64); key_seg_s (64).
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
     attention_dkdv_mma_kernel(AttentionParams<bf16, float> p, const float* delta, float scale, DkdvOutput out) {
   constexpr int S = D + kPad;
   unsigned char* base = ptx::dynamic_shared_base();
@@ -322,77 +364,102 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int n = 0; n < kAccTiles; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) dk[m][n][e] = 0.f, dv[m][n][e] = 0.f;
-  const int km = warp % 4, rn = warp / 4;   // phase 1: keys 16 km.., rows 32 rn..
-  const int km2 = warp % 2, dn = warp / 2;  // phase 2: keys 32 km2.., cols dn D/4..
+  const bool dp_warp = warp >= 4;                // phase 1: S^T (warps 0-3) or dP^T (warps 4-7)
+  const int km = warp % 2, rn = (warp % 4) / 2;  // phase 1: keys 32 km.., rows 32 rn..
+  const int dn = warp / 2;                       // phase 3: keys 32 km.., cols dn D/4..
+  const bf16* a_src = dp_warp ? v_s : k_s;       // phase 1 A operand (keys x D)
 
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int stage = static_cast<int>((tile - tile_begin) & 1);
+    ptx::cp_async_wait<0>();  // row tile `tile` (and, on the first pass, K / V) has landed
+    __syncthreads();          // ... for every thread; the previous tile's phase 3 is done with stage ^ 1, pt_s, dst_s
     if (tile + 1 < tile_end) issue(tile + 1, stage ^ 1);
     ptx::cp_async_commit();
-    ptx::cp_async_wait<1>();
-    __syncthreads();
     const bf16* qt_s = q_s + stage * kTile * S;
     const bf16* dot_s = do_s + stage * kTile * S;
+    const bf16* b_src = dp_warp ? dot_s : qt_s;  // phase 1 B operand (rows x D)
     const RowMeta* mt = meta + stage * kTile;
     const int64_t row0 = first_row + tile * kTile;
 
     // phase 1
-    float s[4][4], dp[4][4];
+    float x[2][4][4];  // S^T or dP^T: (m-tile, n-tile, fragment)
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
+    for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[m][n][e] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t ak[4], av[4];
-      const int a_off = (16 * km + lane % 16) * S + 16 * kk + 8 * (lane / 16);
-      ptx::ldmatrix_x4(ak, k_s + a_off);
-      ptx::ldmatrix_x4(av, v_s + a_off);
+      uint32_t a[2][4];
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+        ptx::ldmatrix_x4(a[m], a_src + (32 * km + 16 * m + lane % 16) * S + 16 * kk + 8 * (lane / 16));
 #pragma unroll
       for (int np = 0; np < 2; ++np) {
-        uint32_t bq[4], bo[4];
-        const int b_off = (32 * rn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk + 8 * ((lane / 8) % 2);
-        ptx::ldmatrix_x4(bq, qt_s + b_off);
-        ptx::ldmatrix_x4(bo, dot_s + b_off);
-        const uint32_t bq0[2] = {bq[0], bq[1]}, bq1[2] = {bq[2], bq[3]};
-        const uint32_t bo0[2] = {bo[0], bo[1]}, bo1[2] = {bo[2], bo[3]};
-        ptx::mma_bf16_16816(s[2 * np], ak, bq0);
-        ptx::mma_bf16_16816(s[2 * np + 1], ak, bq1);
-        ptx::mma_bf16_16816(dp[2 * np], av, bo0);
-        ptx::mma_bf16_16816(dp[2 * np + 1], av, bo1);
+        uint32_t bb[4];
+        ptx::ldmatrix_x4(bb, b_src + (32 * rn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk +
+                                 8 * ((lane / 8) % 2));
+        const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          ptx::mma_bf16_16816(x[m][2 * np], a[m], b0);
+          ptx::mma_bf16_16816(x[m][2 * np + 1], a[m], b1);
+        }
       }
     }
     // Some pair of the tile is not visible: the tile's first query does not see the tile's last key, or segments.
     const bool masked = seg_b != nullptr || p.q_offset + row0 / H < j0 + kTile - 1;
+    if (!dp_warp) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int key_l = 16 * km + g + 8 * half;
-      const int64_t key = j0 + key_l;
-      const int32_t key_seg = seg_b != nullptr ? key_seg_s[key_l] : 0;
+      for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        const int row_l = 32 * rn + 8 * n + 2 * t;
-        float prob[2], ds[2];
+        for (int half = 0; half < 2; ++half) {
+          const int key_l = 32 * km + 16 * m + g + 8 * half;
+          const int64_t key = j0 + key_l;
+          const int32_t key_seg = seg_b != nullptr ? key_seg_s[key_l] : 0;
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const RowMeta m = mt[row_l + e];
-          const bool vis = !masked || (key <= m.pos && (seg_b == nullptr || key_seg == m.seg));
-          prob[e] = vis ? exp2f(s[n][2 * half + e] * scale_log2 - m.lse2) : 0.f;
-          ds[e] = prob[e] * (dp[n][2 * half + e] - m.delta);
+          for (int n = 0; n < 4; ++n) {
+            const int row_l = 32 * rn + 8 * n + 2 * t;
+            float prob[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const RowMeta rmeta = mt[row_l + e];
+              const bool vis = !masked || (key <= rmeta.pos && (seg_b == nullptr || key_seg == rmeta.seg));
+              prob[e] = vis ? exp2f(x[m][n][2 * half + e] * scale_log2 - rmeta.lse2) : 0.f;
+            }
+            *reinterpret_cast<uint32_t*>(pt_s + key_l * kTileStride + row_l) = ptx::pack_bf16(prob[0], prob[1]);
+          }
         }
-        *reinterpret_cast<uint32_t*>(pt_s + key_l * kTileStride + row_l) = ptx::pack_bf16(prob[0], prob[1]);
-        *reinterpret_cast<uint32_t*>(dst_s + key_l * kTileStride + row_l) = ptx::pack_bf16(ds[0], ds[1]);
-      }
     }
     __syncthreads();
 
     // phase 2
+    if (dp_warp) {
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int key_l = 32 * km + 16 * m + g + 8 * half;
+#pragma unroll
+          for (int n = 0; n < 4; ++n) {
+            const int row_l = 32 * rn + 8 * n + 2 * t;
+            const bf16* prob = pt_s + key_l * kTileStride + row_l;
+            const float ds0 = to_float(prob[0]) * (x[m][n][2 * half] - mt[row_l].delta);
+            const float ds1 = to_float(prob[1]) * (x[m][n][2 * half + 1] - mt[row_l + 1].delta);
+            *reinterpret_cast<uint32_t*>(dst_s + key_l * kTileStride + row_l) = ptx::pack_bf16(ds0, ds1);
+          }
+        }
+    }
+    __syncthreads();
+
+    // phase 3
 #pragma unroll
     for (int kk = 0; kk < kTile / 16; ++kk) {
       uint32_t ap[2][4], as[2][4];
 #pragma unroll
       for (int m = 0; m < 2; ++m) {
-        const int a_off = (32 * km2 + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16);
+        const int a_off = (32 * km + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16);
         ptx::ldmatrix_x4(ap[m], pt_s + a_off);
         ptx::ldmatrix_x4(as[m], dst_s + a_off);
       }
@@ -413,7 +480,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     }
-    __syncthreads();  // q_s / do_s / meta [stage], pt_s and dst_s are free for the next tile
   }
   ptx::cp_async_wait<0>();
 
@@ -422,7 +488,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int m = 0; m < 2; ++m)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int64_t key = j0 + 32 * km2 + 16 * m + g + 8 * half;
+      const int64_t key = j0 + 32 * km + 16 * m + g + 8 * half;
       if (key >= Tk) continue;
 #pragma unroll
       for (int n = 0; n < kAccTiles; ++n) {
