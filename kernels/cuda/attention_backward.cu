@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <climits>
+#include <cstdint>
 #include <type_traits>
 
 #include "cuda/attention.h"
@@ -314,10 +315,15 @@ void launch_backward_mma(const AttentionParams<bf16, float>& p, const float* del
   }
 }
 
-// Whether the tensor-core path takes these params (positions must fit the kernels' int32).
+bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// Whether the tensor-core path takes these params: bf16, D in {64, 128, 256}, positions that fit the kernels' int32,
+// q / k / v / dout 16-byte aligned (cp.async) and dq / dk / dv 4-byte aligned (bf16 pairs are stored as one word).
 template <class T>
 bool use_mma_path(const AttentionParams<T, float>& p) {
-  return std::is_same_v<T, bf16> && attention_backward_mma::supports_head_dim(p.D) && p.Tk <= INT32_MAX;
+  return std::is_same_v<T, bf16> && attention_backward_mma::supports_head_dim(p.D) && p.Tk <= INT32_MAX &&
+         aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && aligned(p.dout, 16) && aligned(p.dq, 4) &&
+         aligned(p.dk, 4) && aligned(p.dv, 4);
 }
 
 }  // namespace

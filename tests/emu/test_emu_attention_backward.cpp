@@ -167,5 +167,24 @@ TEST(EmuAttentionBackward, HeadDim256) {
   run({1, 24, 24, 8, 256, 0, true, 0, 1, 3}, 600);    // Step-3-like many heads, segments, chunked, masked row
 }
 
+// The dK/dV split (host arithmetic): chunks cover every row tile of key tile 0 (the most loaded), none is empty there,
+// the causal work of Step-3's shape is spread over several chunks, and small or already wide problems get one chunk.
+TEST(EmuAttentionBackward, DkdvPlan) {
+  struct Shape {
+    int64_t B, T, H, q_offset;
+  };
+  for (const Shape& s : {Shape{2, 4096, 64, 0}, Shape{8, 2048, 16, 0}, Shape{1, 70, 3, 0}, Shape{512, 128, 8, 0},
+                         Shape{1, 100, 64, 3000}}) {
+    const mma::DkdvPlan plan = mma::plan_dkdv(s.B, s.T, s.T + s.q_offset, s.H, s.q_offset, 132);
+    const int64_t most = mma::dkdv_row_tiles(0, s.T * s.H);
+    EXPECT_GE(plan.tiles_per_chunk * plan.chunks, most) << s.B << " " << s.T << " " << s.H;
+    EXPECT_LT(plan.tiles_per_chunk * (plan.chunks - 1), most) << s.B << " " << s.T << " " << s.H;
+    EXPECT_LE(plan.chunks, 65535);
+  }
+  EXPECT_GT(mma::plan_dkdv(2, 4096, 4096, 64, 0, 132).chunks, 4);
+  EXPECT_EQ(mma::plan_dkdv(1, 70, 70, 3, 0, 132).chunks, 1);
+  EXPECT_EQ(mma::plan_dkdv(512, 128, 128, 8, 0, 132).chunks, 1);
+}
+
 }  // namespace
 }  // namespace stepwise
