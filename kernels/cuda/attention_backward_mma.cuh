@@ -35,19 +35,20 @@ struct RowMeta {
   int32_t pos, seg;
 };
 
-// First flattened row (query * H + head) that can see key j0 or later keys: queries at positions >= j0.
-__host__ __device__ inline int64_t dkdv_first_row(int64_t j0, int64_t q_offset, int64_t H, int64_t Tq) {
+// Row tiles of the dK/dV kernel are absolute: tile i holds flattened rows (query * H + head) [64 i, 64 i + 64).
+// The first tile with a row that can see key j0 or a later key (queries at positions >= j0); rows of that tile before
+// it are masked by causality.
+__host__ __device__ inline int64_t dkdv_first_tile(int64_t j0, int64_t q_offset, int64_t H, int64_t Tq) {
   const int64_t first_query = j0 > q_offset ? j0 - q_offset : 0;
-  return (first_query < Tq ? first_query : Tq) * H;
+  return (first_query < Tq ? first_query : Tq) * H / kTile;
 }
-// Row tiles of 64 from first_row to the last row R.
-__host__ __device__ inline int64_t dkdv_row_tiles(int64_t first_row, int64_t R) {
-  return first_row < R ? ceil_div(R - first_row, kTile) : 0;
-}
+__host__ __device__ inline int64_t row_tiles(int64_t R) { return ceil_div(R, kTile); }
 
-// Split of the dK/dV work: the row tiles of key tile kt are cut into `chunks` chunks of `tiles_per_chunk` tiles (the
-// causal triangle gives key tile 0 all rows and the last ones few, so one CTA per key tile would leave the GPU idle);
-// with chunks > 1 each CTA writes fp32 partials that attention_dkdv_reduce_kernel sums in chunk order.
+// Split of the dK/dV work: the row tiles are cut into `chunks` absolute chunks of `tiles_per_chunk` tiles, and CTA
+// (key tile, chunk) walks the chunk's tiles that its keys' rows reach (the causal triangle gives key tile 0 all rows
+// and the last ones few, so one CTA per key tile would leave the GPU idle; absolute chunks make the CTAs of one chunk
+// stream the same Q / dO tiles at about the same time, so L2 serves most of them). With chunks > 1 each CTA writes
+// fp32 partials that attention_dkdv_reduce_kernel sums in chunk order.
 struct DkdvPlan {
   int64_t tiles_per_chunk = 1;
   int chunks = 1;
@@ -55,13 +56,9 @@ struct DkdvPlan {
 
 // About four CTAs' worth of row tiles per SM over the whole grid, at least 16 row tiles per chunk.
 inline DkdvPlan plan_dkdv(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t q_offset, int sms) {
-  const int64_t R = Tq * H, key_tiles = ceil_div(Tk, kTile);
-  int64_t total = 0, most = 0;
-  for (int64_t kt = 0; kt < key_tiles; ++kt) {
-    const int64_t n = dkdv_row_tiles(dkdv_first_row(kt * kTile, q_offset, H, Tq), R);
-    total += n;
-    most = n > most ? n : most;
-  }
+  const int64_t most = row_tiles(Tq * H), key_tiles = ceil_div(Tk, kTile);
+  int64_t total = 0;
+  for (int64_t kt = 0; kt < key_tiles; ++kt) total += most - dkdv_first_tile(kt * kTile, q_offset, H, Tq);
   DkdvPlan plan;
   if (most == 0) return plan;
   int64_t per_chunk = ceil_div(B * total, 4 * int64_t{sms > 0 ? sms : 1});
@@ -305,9 +302,9 @@ struct DkdvOutput {
 };
 
 // dK / dV. Grid (ceil(Tk / 64), chunks, B), kThreads threads; CTA (x, y) owns keys [j0, j0 + 64), j0 = 64 x, of batch
-// b and walks row tiles [y tiles_per_chunk, (y + 1) tiles_per_chunk) of the rows that see them (rows from
-// dkdv_first_row on, every head: all heads share the K/V head), Q / dO tiles double-buffered with cp.async (the next
-// tile loads while this one is computed). Per row tile (transposed products, keys as the M dimension):
+// b and walks the row tiles of chunk y, [y tiles_per_chunk, (y + 1) tiles_per_chunk), from dkdv_first_tile on (every
+// head: all heads share the K/V head), last tile first, so the CTAs of a chunk start together and stay in step; Q / dO
+// tiles double-buffered with cp.async (the next tile loads while this one is computed). Per row tile (transposed products, keys as the M dimension):
 //   phase 1, warps 0-3 compute S^T = K Q^T, warps 4-7 dP^T = V dO^T (by mma), warp w owning keys 32 (w % 2) .. +32
 //            and rows 32 ((w % 4) / 2) .. +32 of it; the S warps write P^T (0 where the pair is masked) to pt_s;
 //   phase 2, the dP warps write dS^T = P^T (dP^T - delta) to dst_s (bf16);
@@ -331,10 +328,9 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t H = p.H, Tk = p.Tk, R = p.Tq * H, b = blockIdx.z;
   const int64_t j0 = int64_t{blockIdx.x} * kTile;
-  const int64_t first_row = dkdv_first_row(j0, p.q_offset, H, p.Tq);
-  const int64_t tiles = dkdv_row_tiles(first_row, R);
+  const int64_t first_tile = dkdv_first_tile(j0, p.q_offset, H, p.Tq), tiles = row_tiles(R);
   const int64_t chunk_begin = int64_t{blockIdx.y} * out.tiles_per_chunk;
-  const int64_t tile_begin = chunk_begin < tiles ? chunk_begin : tiles;
+  const int64_t tile_begin = chunk_begin > first_tile ? chunk_begin : first_tile;  // walked down to tile_begin
   const int64_t tile_end = chunk_begin + out.tiles_per_chunk < tiles ? chunk_begin + out.tiles_per_chunk : tiles;
   const bf16* q_b = p.q + b * R * D;      // (R, D)
   const bf16* do_b = p.dout + b * R * D;  // (R, D)
@@ -348,12 +344,12 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
       key_seg_s[threadIdx.x] = j0 + threadIdx.x < Tk ? seg_b[j0 + threadIdx.x] : -1;
   }
   auto issue = [&](int64_t tile, int stage) {
-    const int64_t row0 = first_row + tile * kTile;
+    const int64_t row0 = tile * kTile;
     load_tile_async<D>(q_s + stage * kTile * S, q_b, row0, R);
     load_tile_async<D>(do_s + stage * kTile * S, do_b, row0, R);
     fill_row_meta(meta + stage * kTile, p, delta, b, row0);
   };
-  if (tile_begin < tile_end) issue(tile_begin, 0);
+  if (tile_begin < tile_end) issue(tile_end - 1, 0);
   ptx::cp_async_commit();
 
   constexpr int kAccTiles = D / 32;  // n-tiles of 8 columns in the warp's D / 4 columns
@@ -369,17 +365,17 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
   const int dn = warp / 2;                       // phase 3: keys 32 km.., cols dn D/4..
   const bf16* a_src = dp_warp ? v_s : k_s;       // phase 1 A operand (keys x D)
 
-  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-    const int stage = static_cast<int>((tile - tile_begin) & 1);
+  for (int64_t tile = tile_end - 1; tile >= tile_begin; --tile) {
+    const int stage = static_cast<int>((tile_end - 1 - tile) & 1);
     ptx::cp_async_wait<0>();  // row tile `tile` (and, on the first pass, K / V) has landed
     __syncthreads();          // ... for every thread; the previous tile's phase 3 is done with stage ^ 1, pt_s, dst_s
-    if (tile + 1 < tile_end) issue(tile + 1, stage ^ 1);
+    if (tile > tile_begin) issue(tile - 1, stage ^ 1);
     ptx::cp_async_commit();
     const bf16* qt_s = q_s + stage * kTile * S;
     const bf16* dot_s = do_s + stage * kTile * S;
     const bf16* b_src = dp_warp ? dot_s : qt_s;  // phase 1 B operand (rows x D)
     const RowMeta* mt = meta + stage * kTile;
-    const int64_t row0 = first_row + tile * kTile;
+    const int64_t row0 = tile * kTile;
 
     // phase 1
     float x[2][4][4];  // S^T or dP^T: (m-tile, n-tile, fragment)

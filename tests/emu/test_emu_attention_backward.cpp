@@ -123,7 +123,7 @@ void run_case(const Case& c, uint64_t seed) {
 
   mma::DkdvPlan plan = mma::plan_dkdv(c.B, c.Tq, c.Tk, c.H, c.q_offset, 132);
   if (c.tiles_per_chunk > 0) {
-    const int64_t most = mma::dkdv_row_tiles(0, R);
+    const int64_t most = mma::row_tiles(R);
     plan.tiles_per_chunk = c.tiles_per_chunk;
     plan.chunks = static_cast<int>(cuda::ceil_div(most, c.tiles_per_chunk));
   }
@@ -176,7 +176,7 @@ TEST(EmuAttentionBackward, DkdvPlan) {
   for (const Shape& s : {Shape{2, 4096, 64, 0}, Shape{8, 2048, 16, 0}, Shape{1, 70, 3, 0}, Shape{512, 128, 8, 0},
                          Shape{1, 100, 64, 3000}}) {
     const mma::DkdvPlan plan = mma::plan_dkdv(s.B, s.T, s.T + s.q_offset, s.H, s.q_offset, 132);
-    const int64_t most = mma::dkdv_row_tiles(0, s.T * s.H);
+    const int64_t most = mma::row_tiles(s.T * s.H);
     EXPECT_GE(plan.tiles_per_chunk * plan.chunks, most) << s.B << " " << s.T << " " << s.H;
     EXPECT_LT(plan.tiles_per_chunk * (plan.chunks - 1), most) << s.B << " " << s.T << " " << s.H;
     EXPECT_LE(plan.chunks, 65535);
