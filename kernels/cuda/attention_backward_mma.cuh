@@ -407,6 +407,11 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
     // Some pair of the tile is not visible: the tile's first query does not see the tile's last key, or segments.
     const bool masked = seg_b != nullptr || p.q_offset + row0 / H < j0 + kTile - 1;
     if (!dp_warp) {
+      RowMeta row_meta[4][2];  // the thread's 8 rows: 32 rn + 8 n + 2 t + e
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) row_meta[n][e] = mt[32 * rn + 8 * n + 2 * t + e];
 #pragma unroll
       for (int m = 0; m < 2; ++m)
 #pragma unroll
@@ -420,7 +425,7 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
             float prob[2];
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              const RowMeta rmeta = mt[row_l + e];
+              const RowMeta& rmeta = row_meta[n][e];
               const bool vis = !masked || (key <= rmeta.pos && (seg_b == nullptr || key_seg == rmeta.seg));
               prob[e] = vis ? exp2f(x[m][n][2 * half + e] * scale_log2 - rmeta.lse2) : 0.f;
             }
@@ -432,6 +437,11 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
 
     // phase 2
     if (dp_warp) {
+      float row_delta[4][2];  // the thread's 8 rows: 32 rn + 8 n + 2 t + e
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) row_delta[n][e] = mt[32 * rn + 8 * n + 2 * t + e].delta;
 #pragma unroll
       for (int m = 0; m < 2; ++m)
 #pragma unroll
@@ -441,8 +451,8 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
           for (int n = 0; n < 4; ++n) {
             const int row_l = 32 * rn + 8 * n + 2 * t;
             const bf16* prob = pt_s + key_l * kTileStride + row_l;
-            const float ds0 = to_float(prob[0]) * (x[m][n][2 * half] - mt[row_l].delta);
-            const float ds1 = to_float(prob[1]) * (x[m][n][2 * half + 1] - mt[row_l + 1].delta);
+            const float ds0 = to_float(prob[0]) * (x[m][n][2 * half] - row_delta[n][0]);
+            const float ds1 = to_float(prob[1]) * (x[m][n][2 * half + 1] - row_delta[n][1]);
             *reinterpret_cast<uint32_t*>(dst_s + key_l * kTileStride + row_l) = ptx::pack_bf16(ds0, ds1);
           }
         }
