@@ -272,15 +272,19 @@ void launch_backward(const AttentionParams<T, float>& p, const float* delta, flo
   STEPWISE_CUDA_LAUNCH_CHECK("attention_dkdv_kernel");
 }
 
-// The tensor-core path (bf16, D in {64, 128, 256}): dQ kernel, then the dK/dV kernel over chunks of the row tiles
-// (fp32 partials in stream-ordered scratch and an ordered reduction when there is more than one chunk).
+// The tensor-core path (bf16, D in {64, 128, 256}): delta = rowsum(dO * O) into `delta` (B * Tq * H floats), the dQ
+// kernel, then the dK/dV kernel over chunks of the row tiles (fp32 partials in stream-ordered scratch and an ordered
+// reduction when there is more than one chunk).
 template <int D>
-void launch_backward_mma(const AttentionParams<bf16, float>& p, const float* delta, float scale,
-                         cudaStream_t stream) {
+void launch_backward_mma(const AttentionParams<bf16, float>& p, float* delta, float scale, cudaStream_t stream) {
   namespace mma = attention_backward_mma;
   const char* op = "attention_backward";
   const int64_t R = p.Tq * p.H;
   if (R > 0) {
+    const int64_t rows = p.B * R;
+    mma::attention_delta_mma_kernel<D><<<static_cast<unsigned>(ceil_div(rows * (D / 8), 256)), 256, 0, stream>>>(
+        p.dout, p.out, delta, rows);
+    STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_mma_kernel");
     constexpr size_t bytes = mma::dq_shared_bytes<D>();
     allow_shared_memory(mma::attention_dq_mma_kernel<D>, bytes, op);
     const dim3 grid(static_cast<unsigned>(ceil_div(R, mma::kTile)), static_cast<unsigned>(p.B));
@@ -318,12 +322,13 @@ void launch_backward_mma(const AttentionParams<bf16, float>& p, const float* del
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
 // Whether the tensor-core path takes these params: bf16, D in {64, 128, 256}, positions that fit the kernels' int32,
-// q / k / v / dout 16-byte aligned (cp.async) and dq / dk / dv 4-byte aligned (bf16 pairs are stored as one word).
+// q / k / v / dout / out 16-byte aligned (cp.async, vector loads) and dq / dk / dv 4-byte aligned (bf16 pairs are
+// stored as one word).
 template <class T>
 bool use_mma_path(const AttentionParams<T, float>& p) {
   return std::is_same_v<T, bf16> && attention_backward_mma::supports_head_dim(p.D) && p.Tk <= INT32_MAX &&
-         aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && aligned(p.dout, 16) && aligned(p.dq, 4) &&
-         aligned(p.dk, 4) && aligned(p.dv, 4);
+         aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && aligned(p.dout, 16) && aligned(p.out, 16) &&
+         aligned(p.dq, 4) && aligned(p.dk, 4) && aligned(p.dv, 4);
 }
 
 }  // namespace
@@ -357,12 +362,7 @@ void attention_backward(const AttentionParams<T, float>& p, cudaStream_t stream)
   const float scale = static_cast<float>(p.scale > 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.D)));
 
   float* delta = nullptr;  // (B, Tq * H)
-  if (rows > 0) {
-    STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&delta), sizeof(float) * rows, stream));
-    attention_delta_kernel<T><<<static_cast<unsigned>(ceil_div(rows, kWarps)), kThreads, 0, stream>>>(
-        p.dout, p.out, delta, rows, static_cast<int>(p.D));
-    STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_kernel");
-  }
+  if (rows > 0) STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&delta), sizeof(float) * rows, stream));
   if constexpr (std::is_same_v<T, bf16>) {
     if (use_mma_path(p)) {
       switch (p.D) {
@@ -373,6 +373,11 @@ void attention_backward(const AttentionParams<T, float>& p, cudaStream_t stream)
       if (delta) STEPWISE_CUDA_CHECK(cudaFreeAsync(delta, stream));
       return;
     }
+  }
+  if (rows > 0) {
+    attention_delta_kernel<T><<<static_cast<unsigned>(ceil_div(rows, kWarps)), kThreads, 0, stream>>>(
+        p.dout, p.out, delta, rows, static_cast<int>(p.D));
+    STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_kernel");
   }
   switch (head_chunks(p.D)) {
     case 1: launch_backward<T, 1>(p, delta, scale, stream); break;

@@ -94,6 +94,30 @@ __device__ void load_tile_async(bf16* dst, const bf16* src, int64_t row0, int64_
   }
 }
 
+// delta[row] = sum_d dout[row, d] * out[row, d] (fp32) for the rows < `rows` of (rows, D) bf16 tensors, 16-byte
+// loads. Grid ceil(rows * D / 8 / 256), 256 threads: D / 8 consecutive threads share a row, each reading 8 elements of
+// both tensors, and sum over their group with shuffles (the group is a power of two dividing the warp).
+template <int D>
+__global__ void __launch_bounds__(256)
+    attention_delta_mma_kernel(const bf16* dout, const bf16* out, float* delta, int64_t rows) {
+  constexpr int kGroup = D / 8;
+  const int64_t row = (int64_t{blockIdx.x} * 256 + threadIdx.x) / kGroup;
+  const int piece = threadIdx.x % kGroup;
+  float acc = 0.f;
+  if (row < rows) {
+    const uint4 a = *reinterpret_cast<const uint4*>(dout + row * D + piece * 8);
+    const uint4 c = *reinterpret_cast<const uint4*>(out + row * D + piece * 8);
+    const uint32_t aw[4] = {a.x, a.y, a.z, a.w}, cw[4] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i)  // a bf16 is the upper half of the float with the same bits
+      acc += __uint_as_float(aw[i] << 16) * __uint_as_float(cw[i] << 16) +
+             __uint_as_float(aw[i] & 0xffff0000u) * __uint_as_float(cw[i] & 0xffff0000u);
+  }
+#pragma unroll
+  for (int o = kGroup / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (row < rows && piece == 0) delta[row] = acc;
+}
+
 // meta[r] for rows row0 + r, r < 64, of batch b. Threads 0..63 each write one entry (plain loads and stores).
 __device__ inline void fill_row_meta(RowMeta* meta, const AttentionParams<bf16, float>& p, const float* delta,
                                      int64_t b, int64_t row0) {
@@ -304,7 +328,8 @@ struct DkdvOutput {
 // dK / dV. Grid (ceil(Tk / 64), chunks, B), kThreads threads; CTA (x, y) owns keys [j0, j0 + 64), j0 = 64 x, of batch
 // b and walks the row tiles of chunk y, [y tiles_per_chunk, (y + 1) tiles_per_chunk), from dkdv_first_tile on (every
 // head: all heads share the K/V head), last tile first, so the CTAs of a chunk start together and stay in step; Q / dO
-// tiles double-buffered with cp.async (the next tile loads while this one is computed). Per row tile (transposed products, keys as the M dimension):
+// tiles double-buffered with cp.async (the next tile loads while this one is computed). Per row tile (transposed
+// products, keys as the M dimension):
 //   phase 1, warps 0-3 compute S^T = K Q^T, warps 4-7 dP^T = V dO^T (by mma), warp w owning keys 32 (w % 2) .. +32
 //            and rows 32 ((w % 4) / 2) .. +32 of it; the S warps write P^T (0 where the pair is masked) to pt_s;
 //   phase 2, the dP warps write dS^T = P^T (dP^T - delta) to dst_s (bf16);

@@ -1,8 +1,9 @@
-// The bf16 tensor-core attention backward kernels (cuda/attention_backward_mma.cuh: dQ, chunked dK/dV and the ordered
-// reduction of the chunks) run under the CPU SIMT emulator and are compared with stepwise::cpu::attention_backward on
-// the same bf16-rounded inputs (out and lse from the CPU forward, out rounded to bf16): D = 64, 128, 256, lengths that
-// are not multiples of the 64-row / 64-key tiles, segments, q_offset > 0, a custom scale, a fully masked row
-// (lse = -inf), and the dK/dV work cut in chunks (with a forced plan), with NaN-poisoned outputs.
+// The bf16 tensor-core attention backward kernels (cuda/attention_backward_mma.cuh: delta, dQ, chunked dK/dV and the
+// ordered reduction of the chunks) run under the CPU SIMT emulator and are compared with
+// stepwise::cpu::attention_backward on the same bf16-rounded inputs (out and lse from the CPU forward, out rounded to
+// bf16): D = 64, 128, 256, lengths that are not multiples of the 64-row / 64-key tiles, segments, q_offset > 0, a
+// custom scale, a fully masked row (lse = -inf), and the dK/dV work cut in chunks (with a forced plan), with
+// NaN-poisoned outputs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -93,16 +94,21 @@ void run_case(const Case& c, uint64_t seed) {
   bp.dv = want_dv.data();
   cpu::attention_backward(bp);
 
-  // delta = rowsum(dO * O) per flattened row, as attention_delta_kernel computes it (fp32).
-  std::vector<float> delta(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    float acc = 0.f;
-    for (int64_t d = 0; d < D; ++d) acc += dout[r * D + d] * out[r * D + d];
-    delta[static_cast<size_t>(r)] = acc;
-  }
-
   const std::vector<bf16> q_h = to_bf16(q), k_h = to_bf16(k), v_h = to_bf16(v), dout_h = to_bf16(dout);
   std::vector<bf16> out_h = to_bf16(out);
+
+  // delta = rowsum(dO * O) per flattened row by the delta kernel, checked against a double-precision sum.
+  std::vector<float> delta(static_cast<size_t>(rows), std::numeric_limits<float>::quiet_NaN());
+  emu::launch(mma::attention_delta_mma_kernel<D>, dim3(static_cast<unsigned>(cuda::ceil_div(rows * (D / 8), 256))),
+              dim3(256), 0, dout_h.data(), out_h.data(), delta.data(), rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double want = 0, magnitude = 0;
+    for (int64_t d = 0; d < D; ++d) {
+      want += double(dout[r * D + d]) * out[r * D + d];
+      magnitude += std::fabs(double(dout[r * D + d]) * out[r * D + d]);
+    }
+    ASSERT_NEAR(delta[static_cast<size_t>(r)], want, 1e-5 * magnitude + 1e-30) << "delta row " << r << describe(c);
+  }
   const bf16 nan = bf16(std::numeric_limits<float>::quiet_NaN());
   std::vector<bf16> dq(q.size(), nan), dk(k.size(), nan), dv(v.size(), nan);
   AttentionParams<bf16, float> p;
