@@ -243,5 +243,22 @@ TEST(AttentionCuda, RejectsBadDims) {
   EXPECT_NO_THROW(cuda::attention_forward<float>(p));  // empty: a no-op
 }
 
+// The bf16 tensor-core backward (attention_backward_mma.cuh: D in {64, 128, 256}) at the model head dims: lengths
+// that are not multiples of its 64-row / 64-key tiles, segments, q_offset, one and 64 heads, a custom scale, and
+// shapes large enough for the dK/dV work to be split in chunks with an ordered reduction (Tq * H rows over many row
+// tiles). check_backward also asserts run-to-run bit-identity of dk / dv.
+TEST(AttentionCuda, BackwardBf16TensorCore) {
+  STEPWISE_REQUIRE_GPU();
+  const AttnCase cases[] = {
+      {1, 1, 1, 1, 64, 0, false, 0},       {2, 70, 70, 3, 64, 0, true, 0},     {1, 100, 165, 2, 128, 65, false, 0},
+      {1, 129, 129, 1, 256, 0, false, 0},  {1, 97, 97, 64, 256, 0, true, 0},   {2, 130, 130, 5, 128, 0, false, 0.2},
+      {1, 200, 200, 7, 64, 0, true, 0},    {1, 300, 300, 64, 128, 0, false, 0},
+      {1, 1024, 1024, 64, 64, 0, false, 0},  // ~8.7K row tiles: the dK/dV work is split in chunks on an H200
+      {1, 512, 512, 64, 256, 0, false, 0},   // Step-3's head shape, chunked dK/dV
+  };
+  uint64_t seed = 5000;
+  for (const AttnCase& c : cases) check_backward<bf16>(c, seed += 10);
+}
+
 }  // namespace
 }  // namespace stepwise
