@@ -44,6 +44,11 @@ bool in_device_allocation(const void* p) {
   return a < it->first + it->second;
 }
 size_t dynamic_shared_limit(const void* kernel) {
+  if (kernel == nullptr) {
+    size_t limit = kDefaultSharedPerBlock;
+    for (const auto& [k, bytes] : g_kernel_shared_limit) limit = std::max(limit, bytes);
+    return limit;
+  }
   const auto it = g_kernel_shared_limit.find(kernel);
   return it == g_kernel_shared_limit.end() ? kDefaultSharedPerBlock : std::max(kDefaultSharedPerBlock, it->second);
 }
