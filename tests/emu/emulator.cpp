@@ -171,6 +171,7 @@ struct Block {
   std::vector<int> runnable;
   std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes waiting in a warp collective / exited
   int at_barrier = 0, exited = 0;
+  int barrier_count = 0, barrier_result = 0;   // __syncthreads_count: true predicates so far / of the last barrier
   unsigned char* shared = nullptr;
   size_t shared_bytes = 0;
   void (*body)(void*) = nullptr;
@@ -302,7 +303,7 @@ void run_block(dim3 block, const void* kernel) {
   const int count = static_cast<int>(block.x * block.y * block.z);
   g_block.threads.assign(static_cast<size_t>(count), Thread{});
   g_block.runnable.clear();
-  g_block.at_barrier = g_block.exited = 0;
+  g_block.at_barrier = g_block.exited = g_block.barrier_count = g_block.barrier_result = 0;
   g_block.warp_waiting.assign(static_cast<size_t>((count + 31) / 32), 0u);
   g_block.warp_exited.assign(static_cast<size_t>((count + 31) / 32), 0u);
   std::fill_n(g_block.shared, g_block.shared_bytes, static_cast<unsigned char>(0xff));
@@ -587,16 +588,22 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t dynamic_smem, vo
   g_block.threads.clear();
 }
 
-void syncthreads() {
+int syncthreads_count(bool predicate) {
   Thread& me = current("__syncthreads");
   me.state = State::barrier;
+  g_block.barrier_count += predicate ? 1 : 0;
   ++g_block.at_barrier;
   if (g_block.at_barrier == static_cast<int>(g_block.threads.size())) {
     g_block.at_barrier = 0;
+    g_block.barrier_result = g_block.barrier_count;
+    g_block.barrier_count = 0;
     for (Thread& t : g_block.threads) make_runnable(t);
   }
   yield_to_scheduler();
+  return g_block.barrier_result;   // the next barrier cannot complete before every thread has read this
 }
+
+void syncthreads() { syncthreads_count(false); }
 
 void syncwarp(unsigned mask) { warp_collective(WarpOp::syncwarp, mask, nullptr, nullptr); }
 

@@ -119,10 +119,10 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
-  const size_t rounded = (bytes + 255) / 256 * 256;
-  void* block = std::aligned_alloc(256, rounded);
-  if (block == nullptr) return fail(cudaErrorMemoryAllocation);
-  std::memset(block, 0xff, rounded);
+  // Exactly `bytes` (256-byte aligned like cudaMalloc), so an AddressSanitizer build catches reads past the end.
+  void* block = nullptr;
+  if (posix_memalign(&block, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
+  std::memset(block, 0xff, bytes);
   g_allocations[reinterpret_cast<uintptr_t>(block)] = bytes;
   *p = block;
   return cudaSuccess;
