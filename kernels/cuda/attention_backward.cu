@@ -1,10 +1,17 @@
 // CUDA MFA attention backward (see cuda/attention.h), flash-style: probabilities are recomputed from the saved lse.
 // Three kernels, no atomics (deterministic): delta = rowsum(dO * O) per query row; dQ with a CTA per tile of query
 // rows looping over key tiles; dK/dV with a CTA per key tile looping over every query row (all positions x heads,
-// since all heads share the one K/V head). CUDA cores, fp32 accumulation.
+// since all heads share the one K/V head). bf16 with D in {64, 128, 256} runs the tensor-core kernels of
+// attention_backward_mma.cuh (the dK/dV work split in chunks over the causal triangle, partials reduced in order);
+// fp32 and other head dims run the CUDA-core kernels below (fp32 accumulation).
+#include <algorithm>
 #include <cmath>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
 
 #include "cuda/attention.h"
+#include "cuda/attention_backward_mma.cuh"
 #include "cuda/attention_tile.cuh"
 
 namespace stepwise::cuda {
@@ -265,6 +272,65 @@ void launch_backward(const AttentionParams<T, float>& p, const float* delta, flo
   STEPWISE_CUDA_LAUNCH_CHECK("attention_dkdv_kernel");
 }
 
+// The tensor-core path (bf16, D in {64, 128, 256}): delta = rowsum(dO * O) into `delta` (B * Tq * H floats), the dQ
+// kernel, then the dK/dV kernel over chunks of the row tiles (fp32 partials in stream-ordered scratch and an ordered
+// reduction when there is more than one chunk).
+template <int D>
+void launch_backward_mma(const AttentionParams<bf16, float>& p, float* delta, float scale, cudaStream_t stream) {
+  namespace mma = attention_backward_mma;
+  const char* op = "attention_backward";
+  const int64_t R = p.Tq * p.H;
+  if (R > 0) {
+    const int64_t rows = p.B * R;
+    mma::attention_delta_mma_kernel<D><<<static_cast<unsigned>(ceil_div(rows * (D / 8), 256)), 256, 0, stream>>>(
+        p.dout, p.out, delta, rows);
+    STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_mma_kernel");
+    constexpr size_t bytes = mma::dq_shared_bytes<D>();
+    allow_shared_memory(mma::attention_dq_mma_kernel<D>, bytes, op);
+    const dim3 grid(static_cast<unsigned>(ceil_div(R, mma::kTile)), static_cast<unsigned>(p.B));
+    mma::attention_dq_mma_kernel<D><<<grid, mma::kThreads, bytes, stream>>>(p, delta, scale);
+    STEPWISE_CUDA_LAUNCH_CHECK("attention_dq_mma_kernel");
+  }
+
+  int device = 0, sms = 0;
+  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
+  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const mma::DkdvPlan plan = mma::plan_dkdv(p.B, p.Tq, p.Tk, p.H, p.q_offset, sms);
+  mma::DkdvOutput out;
+  out.tiles_per_chunk = plan.tiles_per_chunk, out.chunks = plan.chunks;
+  const int64_t kv_elements = p.B * p.Tk * D;
+  if (plan.chunks > 1) {
+    const size_t part_bytes = sizeof(float) * static_cast<size_t>(kv_elements) * plan.chunks;
+    STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&out.part_dk), 2 * part_bytes, stream));
+    out.part_dv = out.part_dk + kv_elements * plan.chunks;
+  }
+  constexpr size_t bytes = mma::dkdv_shared_bytes<D>();
+  allow_shared_memory(mma::attention_dkdv_mma_kernel<D>, bytes, op);
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.Tk, mma::kTile)), static_cast<unsigned>(plan.chunks),
+                  static_cast<unsigned>(p.B));
+  mma::attention_dkdv_mma_kernel<D><<<grid, mma::kThreads, bytes, stream>>>(p, delta, scale, out);
+  STEPWISE_CUDA_LAUNCH_CHECK("attention_dkdv_mma_kernel");
+  if (plan.chunks > 1) {
+    const int64_t blocks = std::min<int64_t>(ceil_div(kv_elements, 256), 8 * int64_t{sms});
+    mma::attention_dkdv_reduce_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+        out.part_dk, out.part_dv, p.dk, p.dv, kv_elements, plan.chunks, scale);
+    STEPWISE_CUDA_LAUNCH_CHECK("attention_dkdv_reduce_kernel");
+    STEPWISE_CUDA_CHECK(cudaFreeAsync(out.part_dk, stream));
+  }
+}
+
+bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+// Whether the tensor-core path takes these params: bf16, D in {64, 128, 256}, positions that fit the kernels' int32,
+// q / k / v / dout / out 16-byte aligned (cp.async, vector loads) and dq / dk / dv 4-byte aligned (bf16 pairs are
+// stored as one word).
+template <class T>
+bool use_mma_path(const AttentionParams<T, float>& p) {
+  return std::is_same_v<T, bf16> && attention_backward_mma::supports_head_dim(p.D) && p.Tk <= INT32_MAX &&
+         aligned(p.q, 16) && aligned(p.k, 16) && aligned(p.v, 16) && aligned(p.dout, 16) && aligned(p.out, 16) &&
+         aligned(p.dq, 4) && aligned(p.dk, 4) && aligned(p.dv, 4);
+}
+
 }  // namespace
 
 // Scratch: delta (B * Tq * H floats) comes from the stream-ordered allocator (cudaMallocAsync / cudaFreeAsync on
@@ -296,8 +362,19 @@ void attention_backward(const AttentionParams<T, float>& p, cudaStream_t stream)
   const float scale = static_cast<float>(p.scale > 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.D)));
 
   float* delta = nullptr;  // (B, Tq * H)
+  if (rows > 0) STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&delta), sizeof(float) * rows, stream));
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (use_mma_path(p)) {
+      switch (p.D) {
+        case 64: launch_backward_mma<64>(p, delta, scale, stream); break;
+        case 128: launch_backward_mma<128>(p, delta, scale, stream); break;
+        default: launch_backward_mma<256>(p, delta, scale, stream); break;
+      }
+      if (delta) STEPWISE_CUDA_CHECK(cudaFreeAsync(delta, stream));
+      return;
+    }
+  }
   if (rows > 0) {
-    STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&delta), sizeof(float) * rows, stream));
     attention_delta_kernel<T><<<static_cast<unsigned>(ceil_div(rows, kWarps)), kThreads, 0, stream>>>(
         p.dout, p.out, delta, rows, static_cast<int>(p.D));
     STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_kernel");

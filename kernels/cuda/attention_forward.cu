@@ -1,9 +1,13 @@
 // CUDA MFA attention forward (see cuda/attention.h): flash-style online softmax. A CTA owns 64 consecutive query
 // rows of one batch, where row = query * H + head (q's own layout), so one tile spans several positions x heads and
-// every K/V tile it loads into shared memory serves all of them. CUDA cores, fp32 accumulation, lse saved in fp32.
+// every K/V tile it loads into shared memory serves all of them. bf16 with D in {64, 128, 256} and 16-byte aligned
+// tensors runs the tensor-core kernel of attention_forward_mma.cuh; fp32 and other head dims run the CUDA-core kernel
+// below (fp32 accumulation). lse saved in fp32.
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/attention.h"
+#include "cuda/attention_forward_mma.cuh"
 #include "cuda/attention_tile.cuh"
 
 namespace stepwise::cuda {
@@ -96,6 +100,33 @@ void launch_forward(const AttentionParams<T, float>& p, float scale, cudaStream_
   STEPWISE_CUDA_LAUNCH_CHECK("attention_forward_kernel");
 }
 
+// Tensor-core path: Warps warps per CTA (16 query rows each), one CTA per (row tile, batch), heaviest tiles first.
+template <int D, int Warps>
+void launch_forward_mma(const AttentionParams<bf16, float>& p, float scale, cudaStream_t stream) {
+  namespace mma = attention_forward_mma;
+  const size_t bytes = mma::shared_bytes(D, Warps);
+  allow_shared_memory(mma::attention_forward_mma_kernel<D, Warps>, bytes, "attention_forward");
+  const int64_t blocks = ceil_div(p.Tq * p.H, mma::rows_per_cta(Warps)) * p.B;
+  if (blocks > 0x7fffffff) cpu::kernel_fail("attention_forward", "B * Tq * H = ", p.B * p.Tq * p.H, " is too large");
+  mma::attention_forward_mma_kernel<D, Warps>
+      <<<static_cast<unsigned>(blocks), Warps * 32, bytes, stream>>>(p, scale * mma::kLog2e);
+  STEPWISE_CUDA_LAUNCH_CHECK("attention_forward_mma_kernel");
+}
+
+// Launches the tensor-core kernel when it takes the shape (bf16, D in {64, 128, 256}, q / k / v / out 16-byte aligned
+// for cp.async and the paired stores); returns false otherwise.
+bool try_forward_mma(const AttentionParams<bf16, float>& p, float scale, cudaStream_t stream) {
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  if (p.Tk > 0x7fffffff - attention_forward_mma::kKeyTile) return false;  // positions and keys are int there
+  if (!aligned(p.q) || !aligned(p.k) || !aligned(p.v) || !aligned(p.out)) return false;
+  switch (p.D) {
+    case 64: return launch_forward_mma<64, 4>(p, scale, stream), true;
+    case 128: return launch_forward_mma<128, 8>(p, scale, stream), true;
+    case 256: return launch_forward_mma<256, 8>(p, scale, stream), true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -116,6 +147,9 @@ void attention_forward(const AttentionParams<T, float>& p, cudaStream_t stream) 
   cpu::require_pointer(p.out, op, "out");
   cpu::require_pointer(p.lse, op, "lse");
   const float scale = static_cast<float>(p.scale > 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.D)));
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (try_forward_mma(p, scale, stream)) return;
+  }
   switch (head_chunks(p.D)) {
     case 1: return launch_forward<T, 1>(p, scale, stream);
     case 2: return launch_forward<T, 2>(p, scale, stream);

@@ -1,9 +1,11 @@
 // Grouped per-expert linears on the device (semantics in kernels/ops/moe.h, oracle kernels/cpu/grouped_linear.cpp):
 // out = inp W_e^T, dinp = dout W_e, dweight_e += dout_e^T inp_e, each ONE launch for all experts. The rows per expert
 // are read from the device offsets inside the kernel (no host synchronisation): a persistent grid walks a tile list
-// every block derives from the offsets (grouped_gemm.cuh). bf16 uses tensor cores (WMMA, fp32 accumulation); fp32
-// uses exact fp32 FMAs on CUDA cores (the check path).
+// every block derives from the offsets (grouped_gemm.cuh). bf16 uses tensor cores (cp.async pipeline, ldmatrix,
+// mma.sync, fp32 accumulation); fp32 uses exact fp32 FMAs on CUDA cores (the check path).
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "cpu/check.h"
 #include "cuda/grouped_gemm.cuh"
@@ -16,11 +18,6 @@ using cpu::kernel_fail;
 using cpu::require_pointer;
 
 template <class T>
-bool vector_loads_ok(const T* base, int64_t ld) {
-  return ld % grouped_gemm::kVec<T> == 0 && reinterpret_cast<uintptr_t>(base) % 16 == 0;
-}
-
-template <class T>
 bool check_grouped(const GroupedLinearParams<T, float>& p, const char* op) {
   if (p.E < 0 || p.I < 0 || p.O < 0) kernel_fail(op, "E, I, O = ", p.E, ", ", p.I, ", ", p.O, " must be >= 0");
   if (p.E > grouped_gemm::kMaxExperts)
@@ -31,47 +28,61 @@ bool check_grouped(const GroupedLinearParams<T, float>& p, const char* op) {
   return true;
 }
 
+// Launches the persistent grid: as many blocks as fit on the device at once (no more are useful). The bf16 pipeline
+// needs more than the default 48 KiB of dynamic shared memory: each instantiation opts in once per device for the
+// most any E needs, and its grid size (SMs x blocks per SM at that size) is cached with it, so a launch makes no
+// attribute or occupancy query.
+template <class T, bool kRowsInK, bool kAKContig, bool kBKContig>
+void launch(const grouped_gemm::Problem& g, cudaStream_t stream) {
+  const auto kernel = grouped_gemm::grouped_gemm_kernel<T, kRowsInK, kAKContig, kBKContig>;
+  const size_t max_smem = grouped_gemm::shared_bytes<T, kAKContig, kBKContig>(grouped_gemm::kMaxExperts);
+  static std::mutex mutex;
+  static std::map<int, int> grid_of_device;
+  int device = 0;
+  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
+  int grid = 0;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    auto it = grid_of_device.find(device);
+    if (it == grid_of_device.end()) {
+      STEPWISE_CUDA_CHECK(
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(max_smem)));
+      int sms = 0, per_sm = 0;
+      STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+      STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &per_sm, kernel, grouped_gemm::kBlockThreads<T>, max_smem));
+      it = grid_of_device.emplace(device, sms * std::max(per_sm, 1)).first;
+    }
+    grid = it->second;
+  }
+  const size_t smem = grouped_gemm::shared_bytes<T, kAKContig, kBKContig>(g.E);
+  kernel<<<grid, grouped_gemm::kBlockThreads<T>, smem, stream>>>(g);
+  STEPWISE_CUDA_LAUNCH_CHECK("grouped_gemm_kernel");
+}
+
 }  // namespace
 
-// out (R, O) = inp (R, I) W_e^T per expert: A = inp (k-contiguous), B(k, n) = W_e[n, k] (k-contiguous).
 template <class T>
 void grouped_linear_forward(const GroupedLinearParams<T, float>& p, cudaStream_t stream) {
   const char* op = "cuda::grouped_linear_forward";
   if (!check_grouped(p, op)) return;
   require_pointer(p.inp, op, "inp");
   require_pointer(p.out, op, "out");
-  grouped_gemm::Problem g;
-  g.a = p.inp, g.b = p.weight, g.c = p.out, g.offsets = p.offsets, g.E = static_cast<int>(p.E);
-  g.N = p.O, g.K = p.I;
-  g.lda = p.I, g.ldb = p.I, g.ldc = p.O, g.b_expert_stride = p.O * p.I;
-  g.a_vec = vector_loads_ok(p.inp, p.I), g.b_vec = vector_loads_ok(p.weight, p.I);
-  grouped_gemm::launch<T, /*rows_in_k=*/false, /*a_k_contig=*/true, /*b_k_contig=*/true>(g, stream);
+  launch<T, /*rows_in_k=*/false, /*a_k_contig=*/true, /*b_k_contig=*/true>(grouped_gemm::forward_problem(p), stream);
 }
 
-// dinp (R, I) = dout (R, O) W_e: A = dout (k-contiguous), B(k, n) = W_e[k, n] (n-contiguous).
-// dweight_e (O, I) += dout_e^T inp_e: A(m, k) = dout[row0 + k, m] (m-contiguous), B(k, n) = inp[row0 + k, n].
 template <class T>
 void grouped_linear_backward(const GroupedLinearParams<T, float>& p, cudaStream_t stream) {
   const char* op = "cuda::grouped_linear_backward";
   if (!check_grouped(p, op)) return;
   if (!p.dinp && !p.dweight) return;
   require_pointer(p.dout, op, "dout");
-  if (p.dinp) {
-    grouped_gemm::Problem g;
-    g.a = p.dout, g.b = p.weight, g.c = p.dinp, g.offsets = p.offsets, g.E = static_cast<int>(p.E);
-    g.N = p.I, g.K = p.O;
-    g.lda = p.O, g.ldb = p.I, g.ldc = p.I, g.b_expert_stride = p.O * p.I;
-    g.a_vec = vector_loads_ok(p.dout, p.O), g.b_vec = vector_loads_ok(p.weight, p.I);
-    grouped_gemm::launch<T, /*rows_in_k=*/false, /*a_k_contig=*/true, /*b_k_contig=*/false>(g, stream);
-  }
+  if (p.dinp)
+    launch<T, /*rows_in_k=*/false, /*a_k_contig=*/true, /*b_k_contig=*/false>(grouped_gemm::dinp_problem(p), stream);
   if (p.dweight) {
     require_pointer(p.inp, op, "inp");
-    grouped_gemm::Problem g;
-    g.a = p.dout, g.b = p.inp, g.c = p.dweight, g.offsets = p.offsets, g.E = static_cast<int>(p.E);
-    g.M = p.O, g.N = p.I;
-    g.lda = p.O, g.ldb = p.I, g.ldc = p.I, g.c_expert_stride = p.O * p.I;
-    g.a_vec = vector_loads_ok(p.dout, p.O), g.b_vec = vector_loads_ok(p.inp, p.I);
-    grouped_gemm::launch<T, /*rows_in_k=*/true, /*a_k_contig=*/false, /*b_k_contig=*/false>(g, stream);
+    launch<T, /*rows_in_k=*/true, /*a_k_contig=*/false, /*b_k_contig=*/false>(grouped_gemm::dweight_problem(p),
+                                                                              stream);
   }
 }
 

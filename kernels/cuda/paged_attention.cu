@@ -1,12 +1,17 @@
-// CUDA paged MFA attention for decoding (see cuda/paged_attention.h). Split-K: CTA (s, y) reads only KV blocks
-// [y * blocks_per_split, (y + 1) * blocks_per_split) of sequence s, once, for all query rows x heads of s, and writes
-// partial (max, sum, unnormalised output) to a scratch; a second kernel combines the splits. Context lengths are read
-// from pos0 / q_start on the device, so nothing depends on them on the host (no re-planning per step).
+// CUDA paged MFA attention for decoding (see cuda/paged_attention.h). bf16 at D = 64, 128, 256 runs the tensor-core
+// kernel of paged_attention_mma.cuh; fp32 and other head dims the CUDA-core kernel below. Split-K: CTA (s, y) reads
+// only KV blocks [y * blocks_per_split, (y + 1) * blocks_per_split) of sequence s, once, for all query rows x heads of
+// s, and writes partial (max, sum, unnormalised output) to a scratch; a second kernel (paged_attention_mma.cuh)
+// combines the splits. Context lengths are read from pos0 / q_start on the device, so nothing depends on them on the
+// host (no re-planning per step).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include "cuda/attention_tile.cuh"
 #include "cuda/paged_attention.h"
+#include "cuda/paged_attention_mma.cuh"
 
 namespace stepwise::cuda {
 namespace {
@@ -17,13 +22,7 @@ constexpr int kRowsPerWarp = 8;
 constexpr int kVectorTile = kWarps * kRowsPerWarp;  // 64 query vectors (row x head) per pass of a CTA
 constexpr int64_t kMinSplitKeys = 256;              // a split covers at least this many keys
 
-// A sequence is split across the context when its query vectors (rows x H) fit one pass (decode: one row), or when it
-// has a single row (H > 64). Longer chunks (prefill) are instead spread over the grid's y CTAs by vector tiles, each
-// reading the whole context, and write `out` directly.
-__host__ __device__ inline bool split_mode(int64_t rows, int64_t H) { return rows == 1 || rows * H <= kVectorTile; }
-
-// Scratch slots per (sequence, split): one per query vector of a split-mode sequence.
-__host__ __device__ inline int64_t slots_per_split(int64_t H) { return H > kVectorTile ? H : kVectorTile; }
+static_assert(kVectorTile == kPagedVectorTile, "one combine format for both kernels");
 
 // Grid (S, splits), kThreads threads. Warp w owns vectors [w * 8, w * 8 + 8) of each 64-vector pass (vector
 // v = row * H + head of the sequence, q's own layout); lane j owns key j of each 32-key tile, gathered through the
@@ -43,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
   if (rows <= 0 || pos0 < 0) return;
   const int64_t keys = pos0 + rows, vectors = rows * H;
-  const bool split = split_mode(rows, H);
+  const bool split = paged_split_mode(rows, H);
   const int64_t keys_per_split = blocks_per_split * bs;
   int64_t key_begin = 0, key_end = keys, vec_first = y * kVectorTile, vec_step = splits * kVectorTile;
   if (split) {
@@ -93,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
       if (!valid[r]) continue;
       const int64_t vec = v0 + warp * kRowsPerWarp + r;
       if (split) {
-        const int64_t slot = (s * splits + y) * slots_per_split(H) + vec;
+        const int64_t slot = (s * splits + y) * paged_slots_per_split(H) + vec;
         if (lane == 0) part_ml[slot] = make_float2(st.m[r], st.l[r]);
 #pragma unroll
         for (int c = 0; c < DC; ++c) {
@@ -109,46 +108,6 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
           if (d < D) out_row[d] = from_float<T>(st.acc[r][c] * inv);
         }
       }
-    }
-  }
-}
-
-// Grid S, kThreads threads: for each split-mode sequence s, warp w combines vectors w, w + 8, ... over the splits
-// that covered part of its context: out = sum_y acc_y exp(m_y - M) / sum_y l_y exp(m_y - M), M = max_y m_y.
-template <class T>
-__global__ void __launch_bounds__(kThreads) paged_attention_combine_kernel(PagedAttentionParams<T> p,
-                                                                           int64_t blocks_per_split, int64_t splits,
-                                                                           const float2* part_ml,
-                                                                           const float* part_acc) {
-  const int64_t s = blockIdx.x, H = p.H, D = p.D;
-  const int64_t first_row = p.q_start[s], rows = p.q_start[s + 1] - first_row, pos0 = p.pos0[s];
-  if (rows <= 0 || pos0 < 0 || !split_mode(rows, H)) return;
-  const int64_t used = ceil_div(pos0 + rows, blocks_per_split * p.block_size);  // splits that wrote partials
-  const bool covered = used <= splits;  // false only when the context outgrows the block table (caller error)
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t vec = warp; vec < rows * H; vec += kWarps) {
-    if (!covered) {  // make the fault visible instead of reading past the scratch
-      for (int64_t d = lane; d < D; d += 32) p.out[(first_row * H + vec) * D + d] = from_float<T>(NAN);
-      continue;
-    }
-    const int64_t slot0 = s * splits * slots_per_split(H) + vec;  // slot of split y: slot0 + y * slots_per_split(H)
-    float M = -INFINITY;
-    for (int64_t y = 0; y < used; ++y) M = fmaxf(M, part_ml[slot0 + y * slots_per_split(H)].x);
-    float L = 0.f;
-    for (int64_t y = 0; y < used; ++y) {
-      const float2 ml = part_ml[slot0 + y * slots_per_split(H)];
-      L += ml.y != 0.f ? ml.y * expf(ml.x - M) : 0.f;  // l = 0: nothing visible; NaN (bad block) propagates
-    }
-    const float inv = L > 0.f ? 1.f / L : 0.f;
-    T* out_row = p.out + (first_row * H + vec) * D;
-    for (int64_t d = lane; d < D; d += 32) {
-      float acc = 0.f;
-      for (int64_t y = 0; y < used; ++y) {
-        const int64_t slot = slot0 + y * slots_per_split(H);
-        const float2 ml = part_ml[slot];
-        if (ml.y != 0.f) acc += part_acc[slot * D + d] * expf(ml.x - M);
-      }
-      out_row[d] = from_float<T>(acc * inv);
     }
   }
 }
@@ -170,7 +129,7 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
   const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
 
   // Scratch from the stream-ordered allocator: (S, splits, slots) float2 + (S, splits, slots, D) float.
-  const int64_t slots = p.S * splits * slots_per_split(p.H);
+  const int64_t slots = p.S * splits * paged_slots_per_split(p.H);
   float2* part_ml = nullptr;
   float* part_acc = nullptr;
   STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part_ml), sizeof(float2) * slots, stream));
@@ -187,6 +146,74 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
   STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_combine_kernel");
   STEPWISE_CUDA_CHECK(cudaFreeAsync(part_acc, stream));
   STEPWISE_CUDA_CHECK(cudaFreeAsync(part_ml, stream));
+}
+
+// Blocks per split of the tensor-core kernel: splits of at least kMinSplitKeys keys, as many as minimise the modelled
+// time: waves of CTAs (S x splits, `resident` at a time) x bytes per CTA (its K and V, its Q, and with more than one
+// split its partials written and read back by the combine). Depends only on S and max_blocks, never on the current
+// context lengths.
+int64_t mma_blocks_per_split(const PagedAttentionParams<bf16>& p, int64_t resident) {
+  const int64_t min_blocks = std::max<int64_t>(1, ceil_div(kMinSplitKeys, p.block_size));
+  const int64_t most = std::min<int64_t>(std::max<int64_t>(1, ceil_div(p.max_blocks, min_blocks)), 4 * resident);
+  const double kv_per_block = 2.0 * 2 * p.block_size * p.D, q_bytes = 2.0 * p.H * p.D;
+  const double partial_bytes = 2.0 * (4 * p.D + 8) * static_cast<double>(paged_slots_per_split(p.H));
+  auto blocks_for = [&](int64_t wanted) { return std::max(min_blocks, ceil_div(p.max_blocks, wanted)); };
+  int64_t best_blocks = blocks_for(1);
+  double best_cost = INFINITY;
+  for (int64_t w = 1; w <= most; ++w) {
+    const int64_t blocks = blocks_for(w), splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks));
+    const double per_cta = kv_per_block * blocks + q_bytes + (splits > 1 ? partial_bytes : 0.0);
+    const double cost = static_cast<double>(ceil_div(p.S * splits, resident)) * per_cta;
+    if (cost < best_cost * (1 - 1e-9)) best_cost = cost, best_blocks = blocks;
+  }
+  return best_blocks;
+}
+
+template <int D>
+void launch_paged_mma(const PagedAttentionParams<bf16>& p, float scale, cudaStream_t stream) {
+  constexpr size_t bytes = paged_mma::shared_bytes<D>();
+  auto* kernel = paged_mma::paged_attention_mma_kernel<D>;
+  allow_shared_memory(kernel, bytes, "paged_attention_forward");
+  int per_sm = 0;
+  STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, paged_mma::kThreads, bytes));
+  const int64_t resident = std::max<int64_t>(1, int64_t{per_sm} * multiprocessors());
+  const int64_t blocks_per_split = mma_blocks_per_split(p, resident);
+  const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
+  if (splits > 65535) cpu::kernel_fail("paged_attention_forward", splits, " splits exceed the grid limit");
+
+  // One split: the kernel writes `out` itself. Else scratch (S, splits, slots) float2 + (S, splits, slots, D) float
+  // from the stream-ordered allocator, combined by the CUDA-core path's combine kernel.
+  float2* part_ml = nullptr;
+  float* part_acc = nullptr;
+  if (splits > 1) {
+    const int64_t slots = p.S * splits * paged_slots_per_split(p.H);
+    STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part_ml), sizeof(float2) * slots, stream));
+    STEPWISE_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part_acc), sizeof(float) * slots * D, stream));
+  }
+  const dim3 grid(static_cast<unsigned>(p.S), static_cast<unsigned>(splits));
+  kernel<<<grid, paged_mma::kThreads, bytes, stream>>>(p, scale * paged_mma::kLog2e, blocks_per_split, part_ml,
+                                                        part_acc);
+  STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_mma_kernel");
+  if (splits > 1) {
+    paged_attention_combine_kernel<bf16><<<static_cast<unsigned>(p.S), kThreads, 0, stream>>>(
+        p, blocks_per_split, splits, part_ml, part_acc);
+    STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_combine_kernel");
+    STEPWISE_CUDA_CHECK(cudaFreeAsync(part_acc, stream));
+    STEPWISE_CUDA_CHECK(cudaFreeAsync(part_ml, stream));
+  }
+}
+
+// The tensor-core kernel takes bf16 at D = 64, 128, 256 with q, k_pool and v_pool 16-byte aligned (cp.async) and
+// block tables of fewer than 2^31 keys (32-bit key arithmetic).
+template <class T>
+bool mma_applies(const PagedAttentionParams<T>& p) {
+  if constexpr (!std::is_same_v<T, bf16>) {
+    return false;
+  } else {
+    auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+    return (p.D == 64 || p.D == 128 || p.D == 256) && aligned(p.q) && aligned(p.k_pool) && aligned(p.v_pool) &&
+           p.max_blocks * p.block_size < (int64_t{1} << 31);
+  }
 }
 
 }  // namespace
@@ -213,6 +240,15 @@ void paged_attention_forward(const PagedAttentionParams<T>& p, cudaStream_t stre
   cpu::require_pointer(p.q_start, op, "q_start");
   cpu::require_pointer(p.pos0, op, "pos0");
   const float scale = static_cast<float>(p.scale > 0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(p.D)));
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (mma_applies(p)) {
+      switch (p.D) {
+        case 64: return launch_paged_mma<64>(p, scale, stream);
+        case 128: return launch_paged_mma<128>(p, scale, stream);
+        default: return launch_paged_mma<256>(p, scale, stream);
+      }
+    }
+  }
   switch (head_chunks(p.D)) {
     case 1: return launch_paged<T, 1>(p, scale, stream);
     case 2: return launch_paged<T, 2>(p, scale, stream);

@@ -1,6 +1,7 @@
 // cuda::attention_forward / attention_backward against the CPU reference (stepwise::cpu, float) on random inputs:
 // fp32 and bf16, poisoned outputs, odd lengths, packed-segment masks, q_offset > 0, one and many heads, head dims
-// from 8 to 256 (multiples of 8 and not), a custom scale; backward is checked for run-to-run determinism too.
+// from 8 to 256 (multiples of 8 and not), a custom scale; backward is checked for run-to-run determinism too. The bf16
+// forward's tensor-core path (D 64 / 128 / 256) gets longer sequences, and unaligned tensors its CUDA-core fallback.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -171,6 +172,48 @@ TEST(AttentionCuda, ForwardBf16) {
   for (const AttnCase& c : kCases) check_forward<bf16>(c, seed += 10);
 }
 
+// The bf16 tensor-core forward (attention_forward_mma.cuh: D in {64, 128, 256}) at the model head dims, over many
+// 64-key tiles: causal diagonal tiles, partial key and row tiles, segments, q_offset > 0, a custom scale.
+const AttnCase kTensorCoreCases[] = {
+    {2, 300, 300, 8, 64, 0, true, 0},     {1, 257, 257, 1, 64, 0, false, 0},   {1, 200, 333, 16, 128, 133, true, 0},
+    {2, 190, 190, 8, 128, 0, false, 0},   {1, 512, 512, 64, 256, 0, false, 0}, {1, 130, 130, 64, 256, 0, true, 0},
+    {1, 40, 1000, 64, 256, 960, false, 0.05},
+};
+
+TEST(AttentionCuda, ForwardBf16TensorCore) {
+  STEPWISE_REQUIRE_GPU();
+  uint64_t seed = 2500;
+  for (const AttnCase& c : kTensorCoreCases) check_forward<bf16>(c, seed += 10);
+}
+
+// q, k, v and out 2 bytes past a 16-byte boundary: the launcher must leave the tensor-core path (cp.async needs 16-byte
+// aligned rows) for the CUDA-core kernel, with the same results.
+TEST(AttentionCuda, ForwardBf16Unaligned) {
+  STEPWISE_REQUIRE_GPU();
+  const AttnCase c{1, 70, 70, 8, 128, 0, true, 0};
+  Inputs<bf16> in(c, 2600);
+  std::vector<float> want_out, want_lse;
+  cpu_forward(c, in, want_out, want_lse);
+  const auto shifted = [](std::vector<float> x) {
+    x.insert(x.begin(), 0.f);
+    return x;
+  };
+  auto dq = upload<bf16>(shifted(in.q)), dk = upload<bf16>(shifted(in.k)), dv = upload<bf16>(shifted(in.v));
+  cuda::DeviceBuffer<int32_t> dseg(in.seg);
+  auto dout = poisoned<bf16>(static_cast<int64_t>(want_out.size()) + 1);
+  auto dlse = poisoned<float>(static_cast<int64_t>(want_lse.size()));
+  AttentionParams<bf16, float> p;
+  set_dims(p, c);
+  p.q = dq.data() + 1, p.k = dk.data() + 1, p.v = dv.data() + 1, p.seg = dseg.data();
+  p.out = dout.data() + 1, p.lse = dlse.data();
+  cuda::attention_forward<bf16>(p);
+  cuda::device_synchronize();
+  std::vector<float> got_out = download(dout);
+  got_out.erase(got_out.begin());
+  EXPECT_LT(normalized_error(got_out, want_out), tolerance<bf16>()) << "out " << describe(c);
+  EXPECT_LT(normalized_error(download(dlse), want_lse), tolerance<bf16>()) << "lse " << describe(c);
+}
+
 TEST(AttentionCuda, BackwardFp32) {
   STEPWISE_REQUIRE_GPU();
   uint64_t seed = 3000;
@@ -198,6 +241,23 @@ TEST(AttentionCuda, RejectsBadDims) {
   EXPECT_THROW(cuda::attention_backward<float>(p), std::invalid_argument);  // queries but no keys
   p.Tq = 0, p.Tk = 4;
   EXPECT_NO_THROW(cuda::attention_forward<float>(p));  // empty: a no-op
+}
+
+// The bf16 tensor-core backward (attention_backward_mma.cuh: D in {64, 128, 256}) at the model head dims: lengths
+// that are not multiples of its 64-row / 64-key tiles, segments, q_offset, one and 64 heads, a custom scale, and
+// shapes large enough for the dK/dV work to be split in chunks with an ordered reduction (Tq * H rows over many row
+// tiles). check_backward also asserts run-to-run bit-identity of dk / dv.
+TEST(AttentionCuda, BackwardBf16TensorCore) {
+  STEPWISE_REQUIRE_GPU();
+  const AttnCase cases[] = {
+      {1, 1, 1, 1, 64, 0, false, 0},       {2, 70, 70, 3, 64, 0, true, 0},     {1, 100, 165, 2, 128, 65, false, 0},
+      {1, 129, 129, 1, 256, 0, false, 0},  {1, 97, 97, 64, 256, 0, true, 0},   {2, 130, 130, 5, 128, 0, false, 0.2},
+      {1, 200, 200, 7, 64, 0, true, 0},    {1, 300, 300, 64, 128, 0, false, 0},
+      {1, 1024, 1024, 64, 64, 0, false, 0},  // ~8.7K row tiles: the dK/dV work is split in chunks on an H200
+      {1, 512, 512, 64, 256, 0, false, 0},   // Step-3's head shape, chunked dK/dV
+  };
+  uint64_t seed = 5000;
+  for (const AttnCase& c : cases) check_backward<bf16>(c, seed += 10);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // CUDA grouped expert linears (one launch for all experts, rows per expert from device offsets) against
 // stepwise::cpu::grouped_linear_* on fresh random inputs with poisoned outputs: T = float (CUDA cores) and bf16
-// (tensor cores); empty experts, uneven loads, odd dims (scalar loads), aligned dims (vector loads), misaligned bases,
-// multi-tile rows and reductions, and the backward with only dinp or only dweight.
+// (tensor cores: mma.sync with a cp.async pipeline); empty experts, uneven loads, odd dims (scalar loads), aligned
+// dims (vector loads), misaligned bases, multi-tile rows and reductions, step3-mini's expert shapes, and the backward
+// with only dinp or only dweight.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -104,6 +105,10 @@ const GroupedCase kCases[] = {
       30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 0},
      136, 72},                                    // 40 experts (more than one warp-scan step), uneven loads
     {{150, 3, 0, 260}, 200, 264},                 // several row and column tiles per expert
+    // step3-mini's expert linears (GPU.md): gate / up 1024 -> 704 and down 704 -> 1024, uneven loads around the
+    // ~400 rows per expert of the benchmark, an empty expert and a one-row one (the tensor-core pipeline's shapes).
+    {{384, 0, 411, 1, 129, 700, 64, 3}, 1024, 704},
+    {{384, 0, 411, 1, 129, 700, 64, 3}, 704, 1024},
 };
 
 TEST(GroupedLinearCuda, Fp32MatchesCpu) {

@@ -1,6 +1,7 @@
 // cuda::paged_attention_forward against the CPU reference (stepwise::cpu, float): scattered block tables, decode
 // rows (one query row, split across the context), short multi-row chunks (split), prefill chunks (spread by row
-// tiles), empty sequences, odd block sizes, one head and many (more than a CTA's 64 vectors), fp32 and bf16.
+// tiles), empty sequences, odd block sizes, one head and many (more than a CTA's 64 vectors), fp32 and bf16 (the
+// tensor-core kernel at D = 64, 128, 256, including Step-3's 64 x 256 decode at 4K context).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,6 +32,12 @@ std::vector<PagedCase> cases() {
       {8, 128, 5, {{123, 1}, {0, 13}, {64, 8}, {777, 2}}, 0},
       {64, 256, 16, {{4000, 1}, {10, 1}, {200, 3}}, 0},
       {80, 40, 7, {{500, 1}, {30, 2}}, 0.2},
+      // bf16 at D = 64, 128, 256 runs the tensor-core kernel: Step-3 decode at 4K context over many splits, blocks of
+      // 32, chunks of several rows (causal inside a 64-vector pass), a long prefill chunk spread by vector tiles.
+      {64, 256, 16, {{4095, 1}, {4095, 1}, {2500, 1}, {4000, 1}, {1, 1}, {4095, 1}}, 0},
+      {64, 256, 32, {{2047, 1}, {100, 1}, {33, 4}}, 0},
+      {64, 128, 16, {{1000, 1}, {3, 5}, {500, 2}}, 0},
+      {16, 64, 16, {{100, 40}, {70, 1}, {0, 3}}, 0},
       {4, 64, 16, {}, 0},
   };
   std::mt19937_64 rng(7);  // many decode sequences of step3-tiny's shape
