@@ -52,7 +52,7 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamic_smem, A&
 }
 
 // The form rewrite_launches.cmake gives `kernel<<<grid, block, smem, stream>>>(args...)`:
-//   emu::launcher([](auto... a) { kernel(a...); }, grid, block, smem, stream)(args...)
+//   emu::launcher([&](auto... a) { kernel(a...); }, grid, block, smem, stream)(args...)
 // Calling the kernel by name inside the lambda deduces a kernel template's arguments from the launch arguments as
 // nvcc does. The stream is ignored: every launch runs to completion. (Such a launch is checked against the largest
 // dynamic shared-memory limit set by any cudaFuncSetAttribute, since the lambda hides which kernel it calls.)
