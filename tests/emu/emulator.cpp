@@ -12,7 +12,6 @@
 #include <deque>
 #include <exception>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -24,6 +23,11 @@ dim3 blockDim;
 dim3 gridDim;
 
 // ---- context switch: saves the callee-saved registers and the FP control words on the old stack, loads the new one.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #if defined(__x86_64__)
 extern "C" void stepwise_emu_switch_context(void** save_sp, void* load_sp);
 asm(R"(
@@ -146,6 +150,9 @@ struct AsyncCopy {
 
 struct Thread {
   Context context;
+  char* stack = nullptr;       // lowest address of its stack
+  size_t stack_bytes = 0;
+  void* asan_fake_stack = nullptr;
   uint3 index{};
   int id = 0, warp = 0, lane = 0;
   State state = State::runnable;
@@ -162,7 +169,9 @@ struct Thread {
 struct Block {
   std::vector<Thread> threads;
   std::vector<int> runnable;
+  std::vector<unsigned> warp_waiting, warp_exited;   // per warp: lanes waiting in a warp collective / exited
   int at_barrier = 0, exited = 0;
+  int barrier_count = 0, barrier_result = 0;   // __syncthreads_count: true predicates so far / of the last barrier
   unsigned char* shared = nullptr;
   size_t shared_bytes = 0;
   void (*body)(void*) = nullptr;
@@ -173,7 +182,21 @@ Block g_block;
 Thread* g_current = nullptr;
 Context g_scheduler;
 std::vector<char*> g_stacks;
-std::mt19937_64 g_rng;
+// SplitMix64: a small, fast generator for the scheduler's choices.
+struct SplitMix64 {
+  using result_type = uint64_t;
+  uint64_t state = 0;
+  static constexpr uint64_t min() { return 0; }
+  static constexpr uint64_t max() { return ~uint64_t{0}; }
+  void seed(uint64_t s) { state = s; }
+  uint64_t operator()() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+};
+SplitMix64 g_rng;
 uint64_t g_seed = 0;
 bool g_seeded = false;
 
@@ -206,9 +229,35 @@ char* stack_for(size_t i) {
   return g_stacks[i];
 }
 
-void yield_to_scheduler() { switch_context(g_current->context, g_scheduler); }
+// Switches between the scheduler and a thread, telling AddressSanitizer (when built with it) which stack is live.
+#if defined(__SANITIZE_ADDRESS__)
+const void* g_scheduler_stack = nullptr;
+size_t g_scheduler_stack_bytes = 0;
+void resume(Thread& t) {
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, t.stack, t.stack_bytes);
+  switch_context(g_scheduler, t.context);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+}
+void enter_thread() { __sanitizer_finish_switch_fiber(nullptr, &g_scheduler_stack, &g_scheduler_stack_bytes); }
+void switch_to_scheduler(bool exiting) {
+  Thread& me = *g_current;
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &me.asan_fake_stack, g_scheduler_stack, g_scheduler_stack_bytes);
+  switch_context(me.context, g_scheduler);
+  __sanitizer_finish_switch_fiber(me.asan_fake_stack, &g_scheduler_stack, &g_scheduler_stack_bytes);
+}
+void prepare_stack(char* stack, size_t bytes) { ASAN_UNPOISON_MEMORY_REGION(stack, bytes); }
+#else
+void resume(Thread& t) { switch_context(g_scheduler, t.context); }
+void enter_thread() {}
+void switch_to_scheduler(bool) { switch_context(g_current->context, g_scheduler); }
+void prepare_stack(char*, size_t) {}
+#endif
+
+void yield_to_scheduler() { switch_to_scheduler(false); }
 
 [[noreturn]] void thread_entry() {
+  enter_thread();
   try {
     g_block.body(g_block.body_context);
   } catch (const std::exception& e) {
@@ -219,8 +268,9 @@ void yield_to_scheduler() { switch_context(g_current->context, g_scheduler); }
   g_current->state = State::done;
   g_current->open_group.clear();   // copies never waited for die with the block's shared memory
   g_current->committed.clear();
+  g_block.warp_exited[static_cast<size_t>(g_current->warp)] |= 1u << g_current->lane;
   ++g_block.exited;
-  yield_to_scheduler();
+  switch_to_scheduler(true);
   fatal("an exited thread was resumed");
 }
 
@@ -253,7 +303,9 @@ void run_block(dim3 block, const void* kernel) {
   const int count = static_cast<int>(block.x * block.y * block.z);
   g_block.threads.assign(static_cast<size_t>(count), Thread{});
   g_block.runnable.clear();
-  g_block.at_barrier = g_block.exited = 0;
+  g_block.at_barrier = g_block.exited = g_block.barrier_count = g_block.barrier_result = 0;
+  g_block.warp_waiting.assign(static_cast<size_t>((count + 31) / 32), 0u);
+  g_block.warp_exited.assign(static_cast<size_t>((count + 31) / 32), 0u);
   std::fill_n(g_block.shared, g_block.shared_bytes, static_cast<unsigned char>(0xff));
   for (int i = 0; i < count; ++i) {
     Thread& t = g_block.threads[static_cast<size_t>(i)];
@@ -262,7 +314,11 @@ void run_block(dim3 block, const void* kernel) {
                static_cast<unsigned>(i) / (block.x * block.y)};
     t.warp = i / 32;
     t.lane = i % 32;
-    make_context(t.context, stack_for(static_cast<size_t>(i)), kStackBytes, &thread_entry);
+    // Stagger the stack tops so that the hot frames of different threads do not all map to the same cache sets.
+    t.stack = stack_for(static_cast<size_t>(i));
+    t.stack_bytes = kStackBytes - 64 * static_cast<size_t>(i % 64);
+    prepare_stack(t.stack, kStackBytes);   // frames of the previous block's threads never returned
+    make_context(t.context, t.stack, t.stack_bytes, &thread_entry);
     g_block.runnable.push_back(i);
   }
   while (!g_block.runnable.empty()) {
@@ -273,7 +329,7 @@ void run_block(dim3 block, const void* kernel) {
     t.state = State::running;
     threadIdx = t.index;
     g_current = &t;
-    switch_context(g_scheduler, t.context);
+    resume(t);
     g_current = nullptr;
   }
   (void)kernel;
@@ -420,27 +476,29 @@ void warp_collective(WarpOp op, unsigned mask, const void* in, void* out) {
   me.in = in;
   me.out = out;
   me.state = State::warp;
+  unsigned& waiting = g_block.warp_waiting[static_cast<size_t>(me.warp)];
+  waiting |= 1u << me.lane;
+  if (const unsigned gone = mask & g_block.warp_exited[static_cast<size_t>(me.warp)])
+    fatal(where(me) + ": " + op_name(op) + " with mask " + hex_mask(mask) + " waits for lane " +
+          std::to_string(__builtin_ctz(gone)) + ", which has exited");
+  if ((waiting & mask) != mask) {   // some lanes have not arrived yet
+    yield_to_scheduler();
+    return;
+  }
   Lanes lanes{};
   bool complete = true;
   for (int lane = 0; lane < 32; ++lane) {
     if (!((mask >> lane) & 1u)) continue;
     Thread& t = g_block.threads[static_cast<size_t>(base + lane)];
     lanes[lane] = &t;
-    if (t.state == State::warp && t.op == op && t.mask == mask) continue;   // arrived
-    if (t.state == State::warp) {
-      // Waiting in another collective is fine while that one can complete without us (e.g. two half-warp shuffles);
-      // when it needs us too, neither can ever complete.
-      complete = false;
-      if ((t.mask >> me.lane) & 1u)
-        fatal("divergent warp collective in block " + str(blockIdx) + " warp " + std::to_string(me.warp) + ": lane " +
-              std::to_string(me.lane) + " is in " + op_name(op) + " (mask " + hex_mask(mask) + ") while lane " +
-              std::to_string(lane) + " is in " + op_name(t.op) + " (mask " + hex_mask(t.mask) + ")");
-    } else if (t.state == State::done) {
-      fatal(where(me) + ": " + op_name(op) + " with mask " + hex_mask(mask) + " waits for lane " +
-            std::to_string(lane) + ", which has exited");
-    } else {
-      complete = false;
-    }
+    if (t.op == op && t.mask == mask) continue;
+    // Waiting in another collective is fine while that one can complete without us (e.g. two half-warp shuffles);
+    // when it needs us too, neither can ever complete.
+    complete = false;
+    if ((t.mask >> me.lane) & 1u)
+      fatal("divergent warp collective in block " + str(blockIdx) + " warp " + std::to_string(me.warp) + ": lane " +
+            std::to_string(me.lane) + " is in " + op_name(op) + " (mask " + hex_mask(mask) + ") while lane " +
+            std::to_string(lane) + " is in " + op_name(t.op) + " (mask " + hex_mask(t.mask) + ")");
   }
   if (complete) {
     switch (op) {
@@ -458,6 +516,7 @@ void warp_collective(WarpOp op, unsigned mask, const void* in, void* out) {
       case WarpOp::ldsm_x2_t: compute_ldmatrix(op, lanes); break;
       case WarpOp::mma: compute_mma(lanes); break;
     }
+    waiting &= ~mask;
     for (Thread* t : lanes)
       if (t) make_runnable(*t);
   }
@@ -529,16 +588,22 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t dynamic_smem, vo
   g_block.threads.clear();
 }
 
-void syncthreads() {
+int syncthreads_count(bool predicate) {
   Thread& me = current("__syncthreads");
   me.state = State::barrier;
+  g_block.barrier_count += predicate ? 1 : 0;
   ++g_block.at_barrier;
   if (g_block.at_barrier == static_cast<int>(g_block.threads.size())) {
     g_block.at_barrier = 0;
+    g_block.barrier_result = g_block.barrier_count;
+    g_block.barrier_count = 0;
     for (Thread& t : g_block.threads) make_runnable(t);
   }
   yield_to_scheduler();
+  return g_block.barrier_result;   // the next barrier cannot complete before every thread has read this
 }
+
+void syncthreads() { syncthreads_count(false); }
 
 void syncwarp(unsigned mask) { warp_collective(WarpOp::syncwarp, mask, nullptr, nullptr); }
 

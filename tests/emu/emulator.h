@@ -26,7 +26,8 @@ unsigned char* dynamic_shared_memory();
 namespace detail {
 // True when p lies inside a live cudaMalloc / cudaMallocAsync allocation (runtime.cpp).
 bool in_device_allocation(const void* p);
-// The most dynamic shared memory a launch of `kernel` may ask for (48 KiB unless raised by cudaFuncSetAttribute).
+// The most dynamic shared memory a launch of `kernel` may ask for (48 KiB unless raised by cudaFuncSetAttribute;
+// kernel nullptr: the largest limit set for any kernel).
 size_t dynamic_shared_limit(const void* kernel);
 // Runs body(ctx) on every thread of the grid (kernel identifies the function for cudaFuncSetAttribute limits).
 void run_grid(const void* kernel, dim3 grid, dim3 block, size_t dynamic_smem, void (*body)(void*), void* ctx);
@@ -50,21 +51,31 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamic_smem, A&
                    &call);
 }
 
-// launcher(kernel, grid, block, smem, stream)(args...): the form a rewritten `kernel<<<grid, block, smem, stream>>>(args)`
-// takes (tests/emu/rewrite_launches.cmake). The stream is ignored: the emulator runs every launch to completion.
-template <class... P> struct Launcher {
-  void (*kernel)(P...);
+// The form rewrite_launches.cmake gives `kernel<<<grid, block, smem, stream>>>(args...)`:
+//   emu::launcher([&](auto... a) { kernel(a...); }, grid, block, smem, stream)(args...)
+// Calling the kernel by name inside the lambda deduces a kernel template's arguments from the launch arguments as
+// nvcc does. The stream is ignored: every launch runs to completion. (Such a launch is checked against the largest
+// dynamic shared-memory limit set by any cudaFuncSetAttribute, since the lambda hides which kernel it calls.)
+template <class Body> struct Launcher {
+  Body body;
   dim3 grid, block;
   size_t dynamic_smem;
   template <class... A> void operator()(A&&... args) const {
-    launch(kernel, grid, block, dynamic_smem, std::forward<A>(args)...);
+    struct Call {
+      const Body* body;
+      std::tuple<std::decay_t<A>...> args;
+      static void invoke(void* self) {
+        auto* call = static_cast<Call*>(self);
+        std::apply(*call->body, call->args);
+      }
+    } call{&body, std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)};
+    detail::run_grid(nullptr, grid, block, dynamic_smem, &Call::invoke, &call);
   }
 };
-template <class... P>
-Launcher<P...> launcher(void (*kernel)(P...), dim3 grid, dim3 block, size_t dynamic_smem = 0,
-                        cudaStream_t stream = nullptr) {
+template <class Body>
+Launcher<Body> launcher(Body body, dim3 grid, dim3 block, size_t dynamic_smem = 0, cudaStream_t stream = nullptr) {
   (void)stream;
-  return {kernel, grid, block, dynamic_smem};
+  return {body, grid, block, dynamic_smem};
 }
 
 }  // namespace emu

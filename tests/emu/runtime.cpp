@@ -44,6 +44,11 @@ bool in_device_allocation(const void* p) {
   return a < it->first + it->second;
 }
 size_t dynamic_shared_limit(const void* kernel) {
+  if (kernel == nullptr) {
+    size_t limit = kDefaultSharedPerBlock;
+    for (const auto& [k, bytes] : g_kernel_shared_limit) limit = std::max(limit, bytes);
+    return limit;
+  }
   const auto it = g_kernel_shared_limit.find(kernel);
   return it == g_kernel_shared_limit.end() ? kDefaultSharedPerBlock : std::max(kDefaultSharedPerBlock, it->second);
 }
@@ -114,10 +119,10 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = nullptr;
   if (bytes == 0) return cudaSuccess;
-  const size_t rounded = (bytes + 255) / 256 * 256;
-  void* block = std::aligned_alloc(256, rounded);
-  if (block == nullptr) return fail(cudaErrorMemoryAllocation);
-  std::memset(block, 0xff, rounded);
+  // Exactly `bytes` (256-byte aligned like cudaMalloc), so an AddressSanitizer build catches reads past the end.
+  void* block = nullptr;
+  if (posix_memalign(&block, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
+  std::memset(block, 0xff, bytes);
   g_allocations[reinterpret_cast<uintptr_t>(block)] = bytes;
   *p = block;
   return cudaSuccess;

@@ -275,6 +275,42 @@ TEST(Emulator, LaunchGeometryAndFreshSharedMemory) {
   for (int f : fresh) EXPECT_EQ(f, 1);
 }
 
+// ---- __syncthreads_count / _and / _or over 96 threads, twice in a row (the second barrier's counts are its own).
+__global__ void barrier_votes(int* out) {
+  const int t = static_cast<int>(threadIdx.x);
+  const int count = __syncthreads_count(t % 3 == 0);
+  const int all = __syncthreads_and(t < 200);
+  const int any = __syncthreads_or(t == 95);
+  const int none = __syncthreads_or(0);
+  out[4 * t] = count, out[4 * t + 1] = all, out[4 * t + 2] = any, out[4 * t + 3] = none;
+}
+
+TEST(Emulator, BarrierVotesCountTheirOwnBarrier) {
+  std::vector<int> out(4 * 96, -1);
+  emu::launch(barrier_votes, dim3(1), dim3(96), 0, out.data());
+  for (int t = 0; t < 96; ++t) {
+    EXPECT_EQ(out[4 * t], 32) << t;
+    EXPECT_EQ(out[4 * t + 1], 1) << t;
+    EXPECT_EQ(out[4 * t + 2], 1) << t;
+    EXPECT_EQ(out[4 * t + 3], 0) << t;
+  }
+}
+
+// ---- the shim's bf16: round to nearest, ties to even; overflow to infinity; NaN stays NaN.
+TEST(Emulator, Bf16ConversionRoundsToNearestEven) {
+  const float ulp = std::ldexp(1.f, -7);   // bf16 spacing in [1, 2)
+  EXPECT_EQ(float(__float2bfloat16_rn(1.f + ulp / 2)), 1.f);                          // tie, even below
+  EXPECT_EQ(float(__float2bfloat16_rn(1.f + 1.5f * ulp)), 1.f + 2 * ulp);             // tie, even above
+  EXPECT_EQ(float(__float2bfloat16_rn(1.f + ulp / 2 + std::ldexp(1.f, -20))), 1.f + ulp);
+  EXPECT_EQ(float(__float2bfloat16_rn(-1.f - 0.4f * ulp)), -1.f);
+  EXPECT_TRUE(std::isinf(float(__float2bfloat16_rn(std::numeric_limits<float>::max()))));
+  EXPECT_TRUE(std::isnan(float(__float2bfloat16_rn(std::numeric_limits<float>::quiet_NaN()))));
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(0.5f, -3.f);
+  EXPECT_EQ(ptx::pack_bf16(0.5f, -3.f), pack(pair.x, pair.y));
+  EXPECT_EQ(__low2float(pair), 0.5f);
+  EXPECT_EQ(__high2float(pair), -3.f);
+}
+
 // ---- (6) aborts with a message.
 __global__ void early_exit_before_barrier(float* out) {
   if (threadIdx.x == 5) return;

@@ -36,6 +36,7 @@ namespace emu::detail {
 enum class ShuffleMode { index, up, down, bfly };
 enum class VoteMode { ballot, any, all };
 void syncthreads();
+int syncthreads_count(bool predicate);   // the barrier, returning how many threads passed a true predicate
 void syncwarp(unsigned mask);
 uint64_t shuffle(unsigned mask, uint64_t value, ShuffleMode mode, int operand, int width);
 unsigned vote(unsigned mask, bool predicate, VoteMode mode);
@@ -53,6 +54,11 @@ template <class T> T from_bits(uint64_t bits) {
 }  // namespace emu::detail
 
 inline void __syncthreads() { emu::detail::syncthreads(); }
+inline int __syncthreads_count(int predicate) { return emu::detail::syncthreads_count(predicate != 0); }
+inline int __syncthreads_and(int predicate) {
+  return emu::detail::syncthreads_count(predicate != 0) == static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+}
+inline int __syncthreads_or(int predicate) { return emu::detail::syncthreads_count(predicate != 0) != 0; }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::detail::syncwarp(mask); }
 inline void __threadfence() {}
 inline void __threadfence_block() {}
