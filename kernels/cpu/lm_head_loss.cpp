@@ -201,8 +201,10 @@ void lm_head_loss_backward(const LmHeadLossParams<T>& p) {
           if (c1 > c0)
             gemm<T>(true, false, c1 - c0, p.C, round_rows, T(1), dlogits.get() + c0, cw, p.h + s0 * p.C, p.C, T(1),
                     p.dweight + (v0 + c0) * p.C, p.C);
-#pragma omp barrier
         }
+        // Every thread leaves this chunk's slice of dlogits before any writes the next one's: a narrower last chunk
+        // starts each thread's slice at a different offset, overlapping another thread's slice of this chunk.
+#pragma omp barrier
       }
     }
   }
