@@ -174,6 +174,7 @@ struct Block {
   int barrier_count = 0, barrier_result = 0;   // __syncthreads_count: true predicates so far / of the last barrier
   unsigned char* shared = nullptr;
   size_t shared_bytes = 0;
+  bool copies_land_at_issue = false;   // this block's draw of CopyLanding
   void (*body)(void*) = nullptr;
   void* body_context = nullptr;
 };
@@ -199,6 +200,7 @@ struct SplitMix64 {
 SplitMix64 g_rng;
 uint64_t g_seed = 0;
 bool g_seeded = false;
+CopyLanding g_landing = CopyLanding::per_block;
 
 
 void ensure_seeded() {
@@ -307,6 +309,8 @@ void run_block(dim3 block, const void* kernel) {
   g_block.warp_waiting.assign(static_cast<size_t>((count + 31) / 32), 0u);
   g_block.warp_exited.assign(static_cast<size_t>((count + 31) / 32), 0u);
   std::fill_n(g_block.shared, g_block.shared_bytes, static_cast<unsigned char>(0xff));
+  g_block.copies_land_at_issue =
+      g_landing == CopyLanding::at_issue || (g_landing == CopyLanding::per_block && (g_rng() & 1) != 0);
   for (int i = 0; i < count; ++i) {
     Thread& t = g_block.threads[static_cast<size_t>(i)];
     t.id = i;
@@ -544,6 +548,7 @@ uint64_t seed() {
   ensure_seeded();
   return g_seed;
 }
+void set_copy_landing(CopyLanding landing) { g_landing = landing; }
 
 unsigned char* dynamic_shared_memory() {
   current("dynamic shared memory");
@@ -649,7 +654,10 @@ void cp_async_16(void* shared_dst, const void* global_src, bool valid) {
   emu::check_shared_operand(shared_dst, 16, "cp_async_16 destination", me);
   if (reinterpret_cast<uintptr_t>(global_src) % 16 != 0)
     emu::fatal(emu::where(me) + ": cp_async_16: global address " + emu::hex(global_src) + " is not 16-byte aligned");
-  me.open_group.push_back({shared_dst, global_src, valid});
+  if (emu::g_block.copies_land_at_issue)
+    emu::perform({{shared_dst, global_src, valid}});
+  else
+    me.open_group.push_back({shared_dst, global_src, valid});
 }
 void cp_async_commit() {
   emu::Thread& me = emu::current("cp_async_commit");

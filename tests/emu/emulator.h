@@ -20,6 +20,13 @@ namespace emu {
 void set_seed(uint64_t seed);
 uint64_t seed();
 
+// When cp.async copies land. On the GPU a copy may complete at any moment between its issue and the wait that
+// covers it, so a kernel must be right both ways: at_wait (a read of the destination before the wait sees the poison
+// or stale data), at_issue (the copy lands at once: a prefetch into shared memory other warps still read shows up as
+// wrong values there), per_block (the default: each block draws one of the two from the scheduler's generator).
+enum class CopyLanding { per_block, at_wait, at_issue };
+void set_copy_landing(CopyLanding landing);
+
 // The current block's dynamic shared memory (the launch's dynamic_smem bytes, 16-byte aligned, 0xFF-filled).
 unsigned char* dynamic_shared_memory();
 

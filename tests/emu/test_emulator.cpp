@@ -164,6 +164,7 @@ __global__ void cp_async_groups(const float* src, float* before, float* middle, 
 TEST(Emulator, CpAsyncLandsOnlyAfterWait) {
   std::vector<float> src(256), before(128), middle(256), after(128), zeros(128);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) + 0.5f;
+  emu::set_copy_landing(emu::CopyLanding::at_wait);
   emu::launch(cp_async_groups, dim3(1), dim3(32), 384 * sizeof(float), src.data(), before.data(), middle.data(),
               after.data(), zeros.data());
   for (int i = 0; i < 128; ++i) {
@@ -173,6 +174,51 @@ TEST(Emulator, CpAsyncLandsOnlyAfterWait) {
     EXPECT_EQ(after[i], src[128 + i]) << i;
     EXPECT_EQ(zeros[i], 0.f) << i;                           // valid = false: 16 zero bytes
   }
+  emu::set_copy_landing(emu::CopyLanding::per_block);
+}
+
+// A prefetch into a stage that the other warp may still be reading: each thread reads the other warp's chunk of the
+// stage, then (without the barrier) issues the copy of the next tile into its own chunk, waited for only after a
+// later barrier. Landing at the wait hides the race; landing at issue shows it as next-tile values in out_now.
+template <bool kBarrier>
+__global__ void prefetch_into_stage(const float* tile0, const float* tile1, float* out_now, float* out_next) {
+  float* s = reinterpret_cast<float*>(ptx::dynamic_shared_base());
+  const int t = static_cast<int>(threadIdx.x), other = (t + 32) % 64;
+  ptx::cp_async_16(s + 4 * t, tile0 + 4 * t, true);
+  ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  out_now[t] = s[4 * other];
+  if (kBarrier) __syncthreads();
+  ptx::cp_async_16(s + 4 * t, tile1 + 4 * t, true);
+  ptx::cp_async_commit();
+  __syncthreads();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  out_next[t] = s[4 * other];
+}
+
+TEST(Emulator, CpAsyncLandingAtIssueCatchesAnEarlyPrefetch) {
+  std::vector<float> tile0(256), tile1(256), now(64), next(64);
+  for (int i = 0; i < 256; ++i) tile0[i] = static_cast<float>(i), tile1[i] = static_cast<float>(1000 + i);
+  auto run = [&](auto kernel) {
+    emu::launch(kernel, dim3(1), dim3(64), 256 * sizeof(float), tile0.data(), tile1.data(), now.data(), next.data());
+  };
+  emu::set_seed(3);
+  emu::set_copy_landing(emu::CopyLanding::at_issue);
+  run(prefetch_into_stage<false>);
+  int early = 0;
+  for (int t = 0; t < 64; ++t) early += now[t] == tile1[4 * ((t + 32) % 64)];
+  EXPECT_GT(early, 0);
+  for (auto landing : {emu::CopyLanding::at_issue, emu::CopyLanding::at_wait, emu::CopyLanding::per_block}) {
+    emu::set_copy_landing(landing);
+    run(prefetch_into_stage<true>);
+    for (int t = 0; t < 64; ++t) {
+      EXPECT_EQ(now[t], tile0[4 * ((t + 32) % 64)]) << t;
+      EXPECT_EQ(next[t], tile1[4 * ((t + 32) % 64)]) << t;
+    }
+  }
+  emu::set_copy_landing(emu::CopyLanding::per_block);
 }
 
 // ---- (4) a missing __syncthreads: thread i writes shared[i] and reads shared[(i + 32) % 64] (the other warp's).
