@@ -1,6 +1,7 @@
 // Emulator shim of <cuda_runtime_api.h> (tests/emu): the host runtime calls of kernels/cuda on one emulated device
-// (an H200: 132 SMs, 227 KiB opt-in shared memory per block). Device memory is host memory; every call is
-// synchronous, so streams and events only order what already happened. Implemented in tests/emu/emulator.cpp.
+// (an H200: 132 SMs, 227 KiB opt-in shared memory per block). Device memory is host memory; kernels and copies run
+// when enqueued, but an asynchronous copy to or from pinned host memory completes for the host only at a stream,
+// event or device synchronisation covering it (see runtime.cpp). Implemented in tests/emu/runtime.cpp.
 #pragma once
 #include <cstddef>
 
