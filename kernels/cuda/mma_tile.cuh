@@ -34,6 +34,13 @@ __device__ __forceinline__ void zero(float (&c)[N][4]) {
   for (int n = 0; n < N; ++n) c[n][0] = c[n][1] = c[n][2] = c[n][3] = 0.f;
 }
 
+// c = 0 for M x N C fragments.
+template <int M, int N>
+__device__ __forceinline__ void zero(float (&c)[M][N][4]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m) zero(c[m]);
+}
+
 // M A fragments of the M 16-row tiles stacked from `a_lane` (this lane's address, a_lane_offset, of the first tile's
 // current k-step): tile m starts 16 m rows further.
 template <int M>
