@@ -1,35 +1,20 @@
-// Shared setup of the emulator tests of the tensor-core kernels (tests/emu/test_emu_*.cpp): random inputs rounded to
-// what the kernel's element type holds (so the CPU reference sees exactly the kernel's inputs), packed-document
-// segment ids, and the normalised error ||got - want|| / ||want|| (infinite on a non-finite value or a size mismatch).
+// Shared setup of the emulator tests of the tensor-core kernels (tests/emu/test_emu_*.cpp), on top of the GPU suite's
+// helpers (tests/gpu/gpu_testing.h: random_vector, representable<T>, normalized_error): bf16-rounded random inputs
+// for the CPU reference and their bf16 copies for the kernel, packed-document segment ids, the error of bf16 results.
 #pragma once
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 #include <random>
 #include <vector>
 
-#include <cuda_bf16.h>
+#include "../gpu/gpu_testing.h"
 
 namespace stepwise::emu_testing {
 
-using bf16 = __nv_bfloat16;
+using bf16 = cuda::bf16;
 
-// n uniform values in [lo, hi).
-inline std::vector<float> random_vector(int64_t n, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// The values as T holds them (bf16: rounded to nearest even; float: unchanged).
-template <class T>
-std::vector<float> representable(std::vector<float> v) {
-  for (auto& x : v) x = static_cast<float>(static_cast<T>(x));
-  return v;
-}
+using gpu_testing::normalized_error;
+using gpu_testing::random_vector;
+using gpu_testing::representable;
 
 // n uniform values in [lo, hi), rounded to bf16 (as floats, for the CPU reference).
 inline std::vector<float> random_bf16_values(int64_t n, uint64_t seed, float lo, float hi) {
@@ -56,18 +41,9 @@ inline std::vector<int32_t> random_segments(int64_t B, int64_t Tk, uint64_t seed
   return seg;
 }
 
-// ||got - want|| / ||want|| over all elements; got's elements (float or bf16) are read as float.
-template <class G>
-double normalized_error(const std::vector<G>& got, const std::vector<float>& want) {
-  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double g = static_cast<float>(got[i]);
-    if (!std::isfinite(g)) return std::numeric_limits<double>::infinity();
-    diff += (g - want[i]) * (g - want[i]);
-    ref += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(ref, 1e-30));
+// normalized_error of a bf16 result (read as float).
+inline double normalized_error(const std::vector<bf16>& got, const std::vector<float>& want) {
+  return normalized_error(std::vector<float>(got.begin(), got.end()), want);
 }
 
 }  // namespace stepwise::emu_testing
