@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/mma_tile.cuh"
 #include "cuda/ptx.cuh"
 #include "ops/attention.h"
 
@@ -91,6 +92,23 @@ __device__ void load_tile_async(bf16* dst, const bf16* src, int64_t row0, int64_
     const int64_t row = row0 + r;
     const bool ok = row < row_end;
     ptx::cp_async_16(dst + r * (D + kPad) + c * 8, ok ? src + row * D + c * 8 : src, ok);
+  }
+}
+
+// Phase 1 of both kernels, one warp: x = A B^T over the head dim for 32 rows of A (a_rows, the block's first row) and
+// 32 rows of B (b_rows), both (rows, D + kPad) bf16 in shared memory. x[m][n] is the C fragment of A rows 16 m ..
+// 16 m + 15 x B rows 8 n .. 8 n + 7 (lane: rows g, g + 8 of the m-tile, B rows 2 t, 2 t + 1 of the n-tile).
+template <int D>
+__device__ __forceinline__ void warp_abt_32x32(float (&x)[2][4][4], const bf16* a_rows, const bf16* b_rows, int lane) {
+  constexpr int S = D + kPad;
+  mma_tile::zero(x);
+  const bf16* a_lane = a_rows + mma_tile::a_lane_offset(lane, S);
+  const bf16* b_lane = b_rows + mma_tile::bt_lane_offset(lane, S);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[2][4];
+    mma_tile::load_a(a, a_lane + 16 * kk, S);
+    mma_tile::mma_abt_step<2>(x, a, b_lane + 16 * kk, S);
   }
 }
 
@@ -186,12 +204,7 @@ __global__ void __launch_bounds__(kThreads, dq_min_blocks<D>())
 
   constexpr int kAccTiles = D / 32;  // n-tiles of 8 columns in the warp's D / 4 columns
   float dq[2][kAccTiles][4];
-#pragma unroll
-  for (int m = 0; m < 2; ++m)
-#pragma unroll
-    for (int n = 0; n < kAccTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dq[m][n][e] = 0.f;
+  mma_tile::zero(dq);
   const bool dp_warp = warp >= 4;                    // phase 1: S (warps 0-3) or dP (warps 4-7)
   const int rm = warp % 2, kn = (warp % 4) / 2;      // phase 1: rows 32 rm.., keys 32 kn..
   const int dn = warp / 2;                           // phase 3: rows 32 rm.., cols dn D/4..
@@ -209,31 +222,7 @@ __global__ void __launch_bounds__(kThreads, dq_min_blocks<D>())
 
     // phase 1
     float x[2][4][4];  // S or dP: (m-tile, n-tile, fragment)
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-      for (int n = 0; n < 4; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) x[m][n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[2][4];
-#pragma unroll
-      for (int m = 0; m < 2; ++m)
-        ptx::ldmatrix_x4(a[m], a_src + (32 * rm + 16 * m + lane % 16) * S + 16 * kk + 8 * (lane / 16));
-#pragma unroll
-      for (int np = 0; np < 2; ++np) {
-        uint32_t bb[4];
-        ptx::ldmatrix_x4(bb, b_src + (32 * kn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk +
-                                 8 * ((lane / 8) % 2));
-        const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          ptx::mma_bf16_16816(x[m][2 * np], a[m], b0);
-          ptx::mma_bf16_16816(x[m][2 * np + 1], a[m], b1);
-        }
-      }
-    }
+    warp_abt_32x32<D>(x, a_src + 32 * rm * S, b_src + 32 * kn * S, lane);
     const bool masked = seg_b != nullptr || j0 + kTile - 1 > min_pos;  // some pair of the tile is not visible
     if (!dp_warp) {
 #pragma unroll
@@ -281,21 +270,9 @@ __global__ void __launch_bounds__(kThreads, dq_min_blocks<D>())
 #pragma unroll
     for (int kk = 0; kk < kTile / 16; ++kk) {
       uint32_t a[2][4];
-#pragma unroll
-      for (int m = 0; m < 2; ++m)
-        ptx::ldmatrix_x4(a[m], ds_s + (32 * rm + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16));
-#pragma unroll
-      for (int np = 0; np < kAccTiles / 2; ++np) {
-        uint32_t bk[4];
-        ptx::ldmatrix_x4_trans(
-            bk, kt_s + (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + dn * (D / 4) + 16 * np + 8 * (lane / 16));
-        const uint32_t bk0[2] = {bk[0], bk[1]}, bk1[2] = {bk[2], bk[3]};
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          ptx::mma_bf16_16816(dq[m][2 * np], a[m], bk0);
-          ptx::mma_bf16_16816(dq[m][2 * np + 1], a[m], bk1);
-        }
-      }
+      mma_tile::load_a(a, ds_s + 32 * rm * kTileStride + mma_tile::a_lane_offset(lane, kTileStride) + 16 * kk,
+                       kTileStride);
+      mma_tile::mma_ab_step<kAccTiles / 2>(dq, a, kt_s + 16 * kk * S + mma_tile::b_lane_offset(lane, S) + dn * (D / 4));
     }
   }
   ptx::cp_async_wait<0>();
@@ -379,12 +356,8 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
 
   constexpr int kAccTiles = D / 32;  // n-tiles of 8 columns in the warp's D / 4 columns
   float dk[2][kAccTiles][4], dv[2][kAccTiles][4];
-#pragma unroll
-  for (int m = 0; m < 2; ++m)
-#pragma unroll
-    for (int n = 0; n < kAccTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dk[m][n][e] = 0.f, dv[m][n][e] = 0.f;
+  mma_tile::zero(dk);
+  mma_tile::zero(dv);
   const bool dp_warp = warp >= 4;                // phase 1: S^T (warps 0-3) or dP^T (warps 4-7)
   const int km = warp % 2, rn = (warp % 4) / 2;  // phase 1: keys 32 km.., rows 32 rn..
   const int dn = warp / 2;                       // phase 3: keys 32 km.., cols dn D/4..
@@ -404,31 +377,7 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
 
     // phase 1
     float x[2][4][4];  // S^T or dP^T: (m-tile, n-tile, fragment)
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-      for (int n = 0; n < 4; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) x[m][n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t a[2][4];
-#pragma unroll
-      for (int m = 0; m < 2; ++m)
-        ptx::ldmatrix_x4(a[m], a_src + (32 * km + 16 * m + lane % 16) * S + 16 * kk + 8 * (lane / 16));
-#pragma unroll
-      for (int np = 0; np < 2; ++np) {
-        uint32_t bb[4];
-        ptx::ldmatrix_x4(bb, b_src + (32 * rn + 16 * np + 8 * (lane / 16) + lane % 8) * S + 16 * kk +
-                                 8 * ((lane / 8) % 2));
-        const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          ptx::mma_bf16_16816(x[m][2 * np], a[m], b0);
-          ptx::mma_bf16_16816(x[m][2 * np + 1], a[m], b1);
-        }
-      }
-    }
+    warp_abt_32x32<D>(x, a_src + 32 * km * S, b_src + 32 * rn * S, lane);
     // Some pair of the tile is not visible: the tile's first query does not see the tile's last key, or segments.
     const bool masked = seg_b != nullptr || p.q_offset + row0 / H < j0 + kTile - 1;
     if (!dp_warp) {
@@ -487,29 +436,13 @@ __global__ void __launch_bounds__(kThreads, dkdv_min_blocks<D>())
     // phase 3
 #pragma unroll
     for (int kk = 0; kk < kTile / 16; ++kk) {
+      const int a_off = 32 * km * kTileStride + mma_tile::a_lane_offset(lane, kTileStride) + 16 * kk;
+      const int b_off = 16 * kk * S + mma_tile::b_lane_offset(lane, S) + dn * (D / 4);
       uint32_t ap[2][4], as[2][4];
-#pragma unroll
-      for (int m = 0; m < 2; ++m) {
-        const int a_off = (32 * km + 16 * m + lane % 16) * kTileStride + 16 * kk + 8 * (lane / 16);
-        ptx::ldmatrix_x4(ap[m], pt_s + a_off);
-        ptx::ldmatrix_x4(as[m], dst_s + a_off);
-      }
-#pragma unroll
-      for (int np = 0; np < kAccTiles / 2; ++np) {
-        uint32_t bo[4], bq[4];
-        const int b_off = (16 * kk + 8 * ((lane / 8) % 2) + lane % 8) * S + dn * (D / 4) + 16 * np + 8 * (lane / 16);
-        ptx::ldmatrix_x4_trans(bo, dot_s + b_off);
-        ptx::ldmatrix_x4_trans(bq, qt_s + b_off);
-        const uint32_t bo0[2] = {bo[0], bo[1]}, bo1[2] = {bo[2], bo[3]};
-        const uint32_t bq0[2] = {bq[0], bq[1]}, bq1[2] = {bq[2], bq[3]};
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          ptx::mma_bf16_16816(dv[m][2 * np], ap[m], bo0);
-          ptx::mma_bf16_16816(dv[m][2 * np + 1], ap[m], bo1);
-          ptx::mma_bf16_16816(dk[m][2 * np], as[m], bq0);
-          ptx::mma_bf16_16816(dk[m][2 * np + 1], as[m], bq1);
-        }
-      }
+      mma_tile::load_a(ap, pt_s + a_off, kTileStride);
+      mma_tile::load_a(as, dst_s + a_off, kTileStride);
+      mma_tile::mma_ab_step<kAccTiles / 2>(dv, ap, dot_s + b_off);  // dV += P^T dO
+      mma_tile::mma_ab_step<kAccTiles / 2>(dk, as, qt_s + b_off);   // dK += dS^T Q
     }
   }
   ptx::cp_async_wait<0>();

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/mma_tile.cuh"
 #include "cuda/ptx.cuh"
 #include "ops/attention.h"
 
@@ -112,13 +113,12 @@ __global__ void __launch_bounds__(Warps * 32, 1)
   float m[2] = {-INFINITY, -INFINITY};  // running max of the scaled scores (log2 units), same in the 4 lanes of a row
   float l[2] = {0.f, 0.f};              // this lane's part of the running sum of probabilities
   float o[kOutTiles][4];                // unnormalised output, C layout
-#pragma unroll
-  for (int n = 0; n < kOutTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  mma_tile::zero(o);
 
   // ldmatrix addresses of this lane (ptx.cuh recipes), as element offsets inside a tile.
-  const int q_frag = (warp * 16 + lane % 16) * kStride + 8 * (lane / 16);          // A of Q, 16 x 16
-  const int k_frag = (8 * (lane / 16) + lane % 8) * kStride + 8 * ((lane / 8) % 2);  // B of K^T, 16 keys x 16 d
-  const int v_frag = (8 * ((lane / 8) % 2) + lane % 8) * kStride + 8 * (lane / 16);  // B of V (trans), 16 x 16
+  const int q_frag = warp * 16 * kStride + mma_tile::a_lane_offset(lane, kStride);  // A of Q, 16 x 16
+  const int k_frag = mma_tile::bt_lane_offset(lane, kStride);                         // B of K^T, 16 keys x 16 d
+  const int v_frag = mma_tile::b_lane_offset(lane, kStride);                          // B of V (trans), 16 x 16
 
   // Up to D = 128 the warp's Q fragments (A of Q K^T, D / 16 of them) stay in registers for the whole loop, saving
   // their shared-memory reads on every key tile; at D = 256 the output accumulators leave no room and they are read
@@ -182,8 +182,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
     float s[kScoreTiles][4];  // scores, then probabilities: s[n] is keys 8 n .. 8 n + 7 (C layout)
     if (active) {
       // S = Q K^T for the warp's 16 rows x 64 keys.
-#pragma unroll
-      for (int n = 0; n < kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      mma_tile::zero(s);
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t a[4];
@@ -192,14 +191,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
         } else {
           ptx::ldmatrix_x4(a, q_s + q_frag + kk * 16);
         }
-#pragma unroll
-        for (int np = 0; np < kScoreTiles / 2; ++np) {
-          uint32_t kb[4];
-          ptx::ldmatrix_x4(kb, k_tile + k_frag + np * 16 * kStride + kk * 16);
-          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-          ptx::mma_bf16_16816(s[2 * np], a, b0);
-          ptx::mma_bf16_16816(s[2 * np + 1], a, b1);
-        }
+        mma_tile::mma_abt_step<kScoreTiles / 2>(s, a, k_tile + k_frag + kk * 16, kStride);
       }
       if (masked) {  // the test again (cheaper than keeping 32 visibility bits live across the products)
         find_rows();
@@ -212,31 +204,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
       }
 
       // Online softmax of the lane's two rows; a row's 64 scores sit in its 4 lanes (t = 0..3).
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < kScoreTiles; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[h], mx * scale_log2);      // scale > 0, so max and scaling commute
-        const float m_ref = m_new == -INFINITY ? 0.f : m_new;  // a row that sees nothing yet: exp2(-inf - 0) = 0
-        const float rescale = exp2f(m[h] - m_ref);             // 0 when m was -inf
-        m[h] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < kScoreTiles; ++n) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float prob = exp2f(fmaf(s[n][2 * h + e], scale_log2, -m_ref));
-            s[n][2 * h + e] = prob;
-            sum += prob;
-          }
-        }
-        l[h] = l[h] * rescale + sum;
-#pragma unroll
-        for (int n = 0; n < kOutTiles; ++n) o[n][2 * h] *= rescale, o[n][2 * h + 1] *= rescale;
-      }
+      mma_tile::online_softmax(s, scale_log2, m, l, o);
     }
 
     if (prefetch) {
@@ -248,20 +216,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
 
     if (active) {
       // O += P V: P (16 rows x 64 keys) as four 16 x 16 A fragments straight from the C fragments (ptx.cuh).
-#pragma unroll
-      for (int kk = 0; kk < kKeyTile / 16; ++kk) {
-        const uint32_t a[4] = {ptx::pack_bf16(s[2 * kk][0], s[2 * kk][1]), ptx::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                               ptx::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               ptx::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t vb[4];
-          ptx::ldmatrix_x4_trans(vb, v_tile + v_frag + kk * 16 * kStride + dp * 16);
-          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-          ptx::mma_bf16_16816(o[2 * dp], a, b0);
-          ptx::mma_bf16_16816(o[2 * dp + 1], a, b1);
-        }
-      }
+      mma_tile::mma_pv(o, s, v_tile + v_frag, kStride);
     }
     __syncthreads();  // this stage is consumed: the next iteration may refill it
   }
@@ -269,9 +224,7 @@ __global__ void __launch_bounds__(Warps * 32, 1)
   // Normalise and store: row g + 8 h of the warp, columns 8 n + 2 t, 8 n + 2 t + 1 (one bf16 pair per n-tile).
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float sum = l[h];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float sum = mma_tile::quad_sum(l[h]);
     const int64_t row = row0 + warp * 16 + g + 8 * h;
     if (row >= rows_total) continue;
     const bool any = sum > 0.f;  // false only for a fully masked row: output 0, lse = -inf (as on the CPU)

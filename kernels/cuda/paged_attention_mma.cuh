@@ -7,6 +7,7 @@
 
 #include "cpu/check.h"
 #include "cuda/common.cuh"
+#include "cuda/mma_tile.cuh"
 #include "cuda/ptx.cuh"
 #include "ops/paged_attention.h"
 
@@ -127,9 +128,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int chunk_col = tid % kChunks, chunk_row = tid / kChunks;
   // ldmatrix row addresses of this lane (ptx.cuh's recipes), as offsets into a tile: the A fragment of the warp's Q
   // rows, the B fragments of two key n-tiles from K (keys x D), and of two D n-tiles from V (keys x D, .trans).
-  const int q_lane = (warp * 16 + lane % 16) * kStride + 8 * (lane / 16);
-  const int k_lane = (8 * (lane / 16) + lane % 8) * kStride + 8 * ((lane / 8) % 2);
-  const int v_lane = (8 * ((lane / 8) % 2) + lane % 8) * kStride + 8 * (lane / 16);
+  const int q_lane = warp * 16 * kStride + mma_tile::a_lane_offset(lane, kStride);
+  const int k_lane = mma_tile::bt_lane_offset(lane, kStride);
+  const int v_lane = mma_tile::b_lane_offset(lane, kStride);
 
   for (int64_t v0 = vec_first; v0 < vectors; v0 += vec_step) {
     __syncthreads();  // the previous pass is done with q_s and the ring
@@ -183,9 +184,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int64_t pos_lo = pos0 + vec_lo / H, pos_hi = pos0 + vec_hi / H;
     const bool warp_active = v0 + warp * 16 < vectors;
     float o[kDTiles][4];
-#pragma unroll
-    for (int n = 0; n < kDTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;  // max in base-2 units; l per lane (partial)
+    mma_tile::zero(o);
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g, g + 8: max in base-2 units; l per lane (partial)
 
     for (int tile = 0; tile < tiles; ++tile) {
       ptx::cp_async_wait<kStages - 2>();  // this thread's copies of `tile` (and Q) have landed
@@ -198,20 +198,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       const bf16_t* v_s = k_s + kKeys * kStride;
       // S (16 vectors x 32 keys) = Q K^T: n-tile n holds keys 8n .. 8n + 7.
       float sc[kKeys / 8][4];
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
+      mma_tile::zero(sc);
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t a[4];
         ptx::ldmatrix_x4(a, q_s + q_lane + kk * 16);
-#pragma unroll
-        for (int np = 0; np < kKeys / 16; ++np) {
-          uint32_t b[4];
-          ptx::ldmatrix_x4(b, k_s + k_lane + np * 16 * kStride + kk * 16);
-          const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-          ptx::mma_bf16_16816(sc[2 * np], a, b0);
-          ptx::mma_bf16_16816(sc[2 * np + 1], a, b1);
-        }
+        mma_tile::mma_abt_step<kKeys / 16>(sc, a, k_s + k_lane + kk * 16, kStride);
       }
       // Scores in base 2; masked (past the end or after the vector's position) to -inf.
       const int64_t j0 = key_begin + int64_t{tile} * kKeys;
@@ -228,72 +220,30 @@ __global__ void __launch_bounds__(kThreads, 1)
           sc[n][e] = x;
         }
       }
-      // Online softmax: the row max over the quad's lanes (4 lanes hold one row's 32 keys).
-      float mx_lo = m_lo, mx_hi = m_hi;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) {
-        mx_lo = fmaxf(mx_lo, fmaxf(sc[n][0], sc[n][1]));
-        mx_hi = fmaxf(mx_hi, fmaxf(sc[n][2], sc[n][3]));
-      }
-      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 1));
-      mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 2));
-      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 1));
-      mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 2));
-      const float base_lo = mx_lo == -INFINITY ? 0.f : mx_lo;  // a row with nothing visible yet stays at 0
-      const float base_hi = mx_hi == -INFINITY ? 0.f : mx_hi;
-      const float alpha_lo = exp2f(m_lo - base_lo), alpha_hi = exp2f(m_hi - base_hi);
-      m_lo = mx_lo, m_hi = mx_hi;
-      float sum_lo = 0.f, sum_hi = 0.f;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) {
-        sc[n][0] = exp2f(sc[n][0] - base_lo), sc[n][1] = exp2f(sc[n][1] - base_lo);
-        sc[n][2] = exp2f(sc[n][2] - base_hi), sc[n][3] = exp2f(sc[n][3] - base_hi);
-        sum_lo += sc[n][0] + sc[n][1], sum_hi += sc[n][2] + sc[n][3];
-      }
-      l_lo = l_lo * alpha_lo + sum_lo, l_hi = l_hi * alpha_hi + sum_hi;
-#pragma unroll
-      for (int n = 0; n < kDTiles; ++n) {
-        o[n][0] *= alpha_lo, o[n][1] *= alpha_lo;
-        o[n][2] *= alpha_hi, o[n][3] *= alpha_hi;
-      }
-      // O += P V: P's C fragments of n-tiles 2kk, 2kk + 1 are the A fragment of keys 16kk .. 16kk + 15.
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const float(&c0)[4] = sc[2 * kk];
-        const float(&c1)[4] = sc[2 * kk + 1];
-        const uint32_t a[4] = {ptx::pack_bf16(c0[0], c0[1]), ptx::pack_bf16(c0[2], c0[3]), ptx::pack_bf16(c1[0], c1[1]),
-                               ptx::pack_bf16(c1[2], c1[3])};
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t b[4];
-          ptx::ldmatrix_x4_trans(b, v_s + v_lane + kk * 16 * kStride + dp * 16);
-          const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-          ptx::mma_bf16_16816(o[2 * dp], a, b0);
-          ptx::mma_bf16_16816(o[2 * dp + 1], a, b1);
-        }
-      }
+      // Online softmax on the already scaled scores (scale 1), then O += P V with P's C fragments of n-tiles 2kk,
+      // 2kk + 1 as the A fragment of keys 16kk .. 16kk + 15.
+      mma_tile::online_softmax(sc, 1.f, m, l, o);
+      mma_tile::mma_pv(o, sc, v_s + v_lane, kStride);
     }
     ptx::cp_async_wait<0>();  // nothing of this pass may land in the next one's buffers
 
     // The quad's partial sums make the row's l; then write this lane's columns 8n + 2t, 8n + 2t + 1.
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+    l[0] = mma_tile::quad_sum(l[0]);
+    l[1] = mma_tile::quad_sum(l[1]);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int64_t vec = half == 0 ? vec_lo : vec_hi;
       if (vec >= vectors) continue;
-      const float m = half == 0 ? m_lo : m_hi, l = half == 0 ? l_lo : l_hi;
+      const float m_row = m[half], l_row = l[half];
       if (split) {
         const int64_t slot = (s * splits + y) * paged_slots_per_split(H) + vec;
-        if (t == 0) part_ml[slot] = make_float2(m == -INFINITY ? m : m * kLn2, l);  // back to natural-log units
+        if (t == 0) part_ml[slot] = make_float2(m_row == -INFINITY ? m_row : m_row * kLn2, l_row);  // back to natural-log units
         float* acc = part_acc + slot * D;
 #pragma unroll
         for (int n = 0; n < kDTiles; ++n)
           *reinterpret_cast<float2*>(acc + 8 * n + 2 * t) = make_float2(o[n][2 * half], o[n][2 * half + 1]);
       } else {
-        const float inv = l > 0.f ? 1.f / l : 0.f;
+        const float inv = l_row > 0.f ? 1.f / l_row : 0.f;
         bf16_t* out_row = p.out + (first_row * H + vec) * D;
 #pragma unroll
         for (int n = 0; n < kDTiles; ++n)

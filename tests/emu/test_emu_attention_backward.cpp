@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/attention_backward_mma.cuh"
+#include "emu_testing.h"
 #include "emulator.h"
 
 namespace stepwise {
@@ -21,6 +21,10 @@ namespace {
 
 namespace mma = cuda::attention_backward_mma;
 using bf16 = cuda::bf16;
+using emu_testing::normalized_error;
+using emu_testing::random_bf16_values;
+using emu_testing::random_segments;
+using emu_testing::to_bf16;
 
 struct Case {
   int64_t B, Tq, Tk, H, D, q_offset;
@@ -36,27 +40,6 @@ std::string describe(const Case& c) {
          (c.segments ? " seg" : "") + " tiles_per_chunk=" + std::to_string(c.tiles_per_chunk);
 }
 
-std::vector<float> random_bf16_values(int64_t n, uint64_t seed, float lo, float hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = static_cast<float>(bf16(dist(rng)));
-  return v;
-}
-
-std::vector<bf16> to_bf16(const std::vector<float>& v) { return std::vector<bf16>(v.begin(), v.end()); }
-
-double normalized_error(const std::vector<bf16>& got, const std::vector<float>& want) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double g = static_cast<float>(got[i]);
-    if (!std::isfinite(g)) return std::numeric_limits<double>::infinity();
-    diff += (g - want[i]) * (g - want[i]);
-    ref += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(ref, 1e-30));
-}
-
 template <int D>
 void run_case(const Case& c, uint64_t seed) {
   const int64_t R = c.Tq * c.H, rows = c.B * R, kv = c.B * c.Tk * D;
@@ -64,19 +47,7 @@ void run_case(const Case& c, uint64_t seed) {
   const std::vector<float> k = random_bf16_values(kv, seed + 1, -2.f, 2.f);
   const std::vector<float> v = random_bf16_values(kv, seed + 2, -1.f, 1.f);
   const std::vector<float> dout = random_bf16_values(rows * D, seed + 3, -1.f, 1.f);
-  std::vector<int32_t> seg;
-  if (c.segments) {  // packed documents: ids grow at random boundaries
-    std::mt19937_64 rng(seed + 4);
-    std::uniform_int_distribution<int64_t> len(1, c.Tk / 3 + 1);
-    seg.resize(static_cast<size_t>(c.B * c.Tk));
-    for (int64_t b = 0; b < c.B; ++b) {
-      int32_t id = 0;
-      for (int64_t j = 0, left = len(rng); j < c.Tk; ++j, --left) {
-        if (left == 0) ++id, left = len(rng);
-        seg[static_cast<size_t>(b * c.Tk + j)] = id;
-      }
-    }
-  }
+  const std::vector<int32_t> seg = c.segments ? random_segments(c.B, c.Tk, seed + 4) : std::vector<int32_t>{};
 
   // CPU forward (float) for out and lse, out rounded to bf16 as the device stores it.
   std::vector<float> out(q.size()), lse(static_cast<size_t>(c.B * c.H * c.Tq));

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/attention_forward_mma.cuh"
+#include "emu_testing.h"
 #include "emulator.h"
 #include "ops/attention.h"
 
@@ -20,6 +20,10 @@ namespace {
 
 namespace mma = cuda::attention_forward_mma;
 using bf16_t = mma::bf16_t;
+using emu_testing::normalized_error;
+using emu_testing::random_bf16_values;
+using emu_testing::random_segments;
+using emu_testing::to_bf16;
 
 struct Case {
   int64_t B, Tq, Tk, H, q_offset;
@@ -33,59 +37,22 @@ std::string describe(const Case& c, int D) {
          (c.segments ? " seg" : "");
 }
 
-// Uniform values in [lo, hi) rounded to bf16: `rounded` for the CPU, `raw` for the kernel.
-struct Bf16Vector {
-  std::vector<float> rounded;
-  std::vector<bf16_t> raw;
-  Bf16Vector(int64_t n, uint64_t seed, float lo, float hi) {
-    std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    for (int64_t i = 0; i < n; ++i) {
-      const bf16_t x = __float2bfloat16_rn(dist(rng));
-      raw.push_back(x);
-      rounded.push_back(__bfloat162float(x));
-    }
-  }
-};
-
-// Packed documents: segment ids growing by one at random boundaries (lengths 1 .. Tk / 3 + 1).
-std::vector<int32_t> random_segments(int64_t B, int64_t Tk, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int64_t> len(1, Tk / 3 + 1);
-  std::vector<int32_t> seg;
-  for (int64_t b = 0; b < B; ++b) {
-    int32_t id = 0;
-    for (int64_t j = 0, left = len(rng); j < Tk; ++j, --left) {
-      if (left == 0) ++id, left = len(rng);
-      seg.push_back(id);
-    }
-  }
-  return seg;
-}
-
-double normalized_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    ref += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(ref, 1e-30));
-}
-
 constexpr int64_t kGuard = 64;  // poisoned elements past the end of out and lse
 
 template <int D, int Warps>
 void check_case(const Case& c, uint64_t seed) {
-  const Bf16Vector q(c.B * c.Tq * c.H * D, seed, -2.f, 2.f), k(c.B * c.Tk * D, seed + 1, -2.f, 2.f),
-      v(c.B * c.Tk * D, seed + 2, -1.f, 1.f);
+  // bf16-rounded inputs: as floats for the CPU, as bf16 for the kernel.
+  const std::vector<float> q = random_bf16_values(c.B * c.Tq * c.H * D, seed, -2.f, 2.f),
+                           k = random_bf16_values(c.B * c.Tk * D, seed + 1, -2.f, 2.f),
+                           v = random_bf16_values(c.B * c.Tk * D, seed + 2, -1.f, 1.f);
+  const std::vector<bf16_t> q_h = to_bf16(q), k_h = to_bf16(k), v_h = to_bf16(v);
   const std::vector<int32_t> seg = c.segments ? random_segments(c.B, c.Tk, seed + 3) : std::vector<int32_t>{};
   const int64_t out_n = c.B * c.Tq * c.H * D, lse_n = c.B * c.H * c.Tq;
 
   std::vector<float> want_out(out_n), want_lse(lse_n);
   AttentionParams<float> cp;
   cp.B = c.B, cp.Tq = c.Tq, cp.Tk = c.Tk, cp.H = c.H, cp.D = D, cp.q_offset = c.q_offset, cp.scale = c.scale;
-  cp.q = q.rounded.data(), cp.k = k.rounded.data(), cp.v = v.rounded.data();
+  cp.q = q.data(), cp.k = k.data(), cp.v = v.data();
   cp.seg = c.segments ? seg.data() : nullptr;
   cp.out = want_out.data(), cp.lse = want_lse.data();
   cpu::attention_forward(cp);
@@ -95,7 +62,7 @@ void check_case(const Case& c, uint64_t seed) {
   std::vector<float> lse(lse_n + kGuard, nan);
   AttentionParams<bf16_t, float> p;
   p.B = c.B, p.Tq = c.Tq, p.Tk = c.Tk, p.H = c.H, p.D = D, p.q_offset = c.q_offset, p.scale = c.scale;
-  p.q = q.raw.data(), p.k = k.raw.data(), p.v = v.raw.data(), p.seg = c.segments ? seg.data() : nullptr;
+  p.q = q_h.data(), p.k = k_h.data(), p.v = v_h.data(), p.seg = c.segments ? seg.data() : nullptr;
   p.out = out.data(), p.lse = lse.data();
   const float scale = static_cast<float>(c.scale > 0 ? c.scale : 1.0 / std::sqrt(double{D}));
 

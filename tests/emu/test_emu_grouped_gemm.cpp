@@ -10,10 +10,10 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
-#include <random>
 #include <vector>
 
 #include "cuda/grouped_gemm.cuh"
+#include "emu_testing.h"
 #include "emulator.h"
 #include "ops/moe.h"
 
@@ -21,33 +21,11 @@ namespace stepwise {
 namespace {
 
 namespace gg = cuda::grouped_gemm;
+using emu_testing::normalized_error;
+using emu_testing::random_vector;
+using emu_testing::representable;
 
 constexpr int64_t kGuard = 64;   // elements after each output that the kernel must leave alone
-
-std::vector<float> random_vector(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// Values as T holds them (bf16 rounding), so the CPU reference sees exactly the kernel's inputs.
-template <class T>
-std::vector<float> representable(std::vector<float> v) {
-  for (auto& x : v) x = static_cast<float>(static_cast<T>(x));
-  return v;
-}
-
-double normalized_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    ref += double(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(ref, 1e-30));
-}
 
 // An emulated device allocation of `host` (as T) starting `shift` elements in, followed by kGuard elements of `fill`.
 template <class T>

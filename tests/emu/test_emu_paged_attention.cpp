@@ -12,12 +12,15 @@
 #include <vector>
 
 #include "cuda/paged_attention_mma.cuh"
+#include "emu_testing.h"
 #include "emulator.h"
 
 namespace stepwise {
 namespace {
 
 using bf16 = __nv_bfloat16;
+using emu_testing::random_bf16_values;
+using emu_testing::to_bf16;
 
 struct Sequence {
   int64_t pos0, rows;
@@ -30,21 +33,6 @@ struct EmuCase {
   int64_t blocks_per_split;  // >= max_blocks: one split, the kernel writes `out` itself
   int64_t bad_seq = -1;      // this sequence's second block id is set outside the pool for the kernel
 };
-
-std::vector<float> bf16_values(size_t n, uint64_t seed, float lo, float hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(bf16(dist(rng)));
-  return v;
-}
-
-std::vector<bf16> to_bf16(const std::vector<float>& v) {
-  std::vector<bf16> out;
-  out.reserve(v.size());
-  for (float x : v) out.push_back(bf16(x));
-  return out;
-}
 
 template <int D>
 void launch(const PagedAttentionParams<bf16>& p, float scale, int64_t blocks_per_split, int64_t splits,
@@ -81,9 +69,9 @@ void check_case(const EmuCase& c, uint64_t seed) {
     for (int64_t b = 0; b < (q.pos0 + q.rows + bs - 1) / bs; ++b)
       table[static_cast<size_t>(s * max_blocks + b)] = pool_order[static_cast<size_t>(next++)];
   }
-  const auto q = bf16_values(static_cast<size_t>(std::max<int64_t>(N, 1) * H * D), seed + 1, -2.f, 2.f);
-  const auto k_pool = bf16_values(static_cast<size_t>(num_blocks * bs * D), seed + 2, -2.f, 2.f);
-  const auto v_pool = bf16_values(static_cast<size_t>(num_blocks * bs * D), seed + 3, -1.f, 1.f);
+  const auto q = random_bf16_values(std::max<int64_t>(N, 1) * H * D, seed + 1, -2.f, 2.f);
+  const auto k_pool = random_bf16_values(num_blocks * bs * D, seed + 2, -2.f, 2.f);
+  const auto v_pool = random_bf16_values(num_blocks * bs * D, seed + 3, -1.f, 1.f);
 
   std::vector<float> want(static_cast<size_t>(N * H * D));
   PagedAttentionParams<float> cp;
