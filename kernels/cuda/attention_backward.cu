@@ -292,9 +292,7 @@ void launch_backward_mma(const AttentionParams<bf16, float>& p, float* delta, fl
     STEPWISE_CUDA_LAUNCH_CHECK("attention_dq_mma_kernel");
   }
 
-  int device = 0, sms = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   const mma::DkdvPlan plan = mma::plan_dkdv(p.B, p.Tq, p.Tk, p.H, p.q_offset, sms);
   mma::DkdvOutput out;
   out.tiles_per_chunk = plan.tiles_per_chunk, out.chunks = plan.chunks;

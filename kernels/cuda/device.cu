@@ -15,6 +15,13 @@ int device_count() {
   return n;
 }
 
+int multiprocessor_count() {
+  int device = 0, count = 0;
+  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
+  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
 void check(cudaError_t e, const char* what, const char* file, int line) {
   if (e == cudaSuccess) return;
   throw std::runtime_error(std::string("CUDA error at ") + file + ":" + std::to_string(line) + ": " + what + ": " +

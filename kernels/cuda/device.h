@@ -15,6 +15,8 @@ using bf16 = __nv_bfloat16;
 
 // Number of usable CUDA devices; 0 when there is no driver or no device (never throws).
 int device_count();
+// Streaming multiprocessors of the current device (sizes grids: persistent kernels, split counts, reductions).
+int multiprocessor_count();
 // Throws std::runtime_error naming `what`, the file:line and CUDA's message when e != cudaSuccess.
 void check(cudaError_t e, const char* what, const char* file, int line);
 #define STEPWISE_CUDA_CHECK(expr) ::stepwise::cuda::check((expr), #expr, __FILE__, __LINE__)

@@ -47,11 +47,10 @@ void launch(const grouped_gemm::Problem& g, cudaStream_t stream) {
     if (it == grid_of_device.end()) {
       STEPWISE_CUDA_CHECK(
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(max_smem)));
-      int sms = 0, per_sm = 0;
-      STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+      int per_sm = 0;
       STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
           &per_sm, kernel, grouped_gemm::kBlockThreads<T>, max_smem));
-      it = grid_of_device.emplace(device, sms * std::max(per_sm, 1)).first;
+      it = grid_of_device.emplace(device, multiprocessor_count() * std::max(per_sm, 1)).first;
     }
     grid = it->second;
   }

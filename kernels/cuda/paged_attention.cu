@@ -112,18 +112,11 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   }
 }
 
-int multiprocessors() {
-  int device = 0, count = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
-}
-
 template <class T, int DC>
 void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t stream) {
   // Splits: about two CTAs per SM over all sequences, each split at least kMinSplitKeys keys. Depends only on S and
   // max_blocks (fixed by the cache), never on the current context lengths.
-  const int64_t wanted_splits = std::max<int64_t>(1, ceil_div(2 * int64_t{multiprocessors()}, p.S));
+  const int64_t wanted_splits = std::max<int64_t>(1, ceil_div(2 * int64_t{multiprocessor_count()}, p.S));
   const int64_t blocks_per_split =
       std::max({int64_t{1}, ceil_div(kMinSplitKeys, p.block_size), ceil_div(p.max_blocks, wanted_splits)});
   const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
@@ -176,7 +169,7 @@ void launch_paged_mma(const PagedAttentionParams<bf16>& p, float scale, cudaStre
   allow_shared_memory(kernel, bytes, "paged_attention_forward");
   int per_sm = 0;
   STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, paged_mma::kThreads, bytes));
-  const int64_t resident = std::max<int64_t>(1, int64_t{per_sm} * multiprocessors());
+  const int64_t resident = std::max<int64_t>(1, int64_t{per_sm} * multiprocessor_count());
   const int64_t blocks_per_split = mma_blocks_per_split(p, resident);
   const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
   if (splits > 65535) cpu::kernel_fail("paged_attention_forward", splits, " splits exceed the grid limit");

@@ -123,9 +123,7 @@ void route_plan_build(const RoutePlan& plan, cudaStream_t stream) {
   require_pointer(plan.row_of_slot, op, "row_of_slot");
   const int E = static_cast<int>(plan.E);
 
-  int device = 0, sms = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   const int histogram_blocks = static_cast<int>(std::clamp<int64_t>(ceil_div(R, kHistogramThreads * 16), 1, 2 * sms));
   plan_histogram_kernel<<<histogram_blocks, kHistogramThreads, sizeof(unsigned) * E, stream>>>(
       plan.idx, R, E, reinterpret_cast<unsigned long long*>(plan.offsets + 1), plan.row_of_slot);

@@ -154,9 +154,7 @@ __global__ void router_backward_kernel(const float* probs, const int32_t* idx, c
 }
 
 int reduce_blocks(int64_t total) {
-  int device = 0, sms = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = multiprocessor_count();
   return static_cast<int>(std::clamp<int64_t>(ceil_div(total, kReduceThreads * 8), 1, 4 * sms));
 }
 

@@ -6,14 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/paged_attention_mma.cuh"
 #include "emu_testing.h"
 #include "emulator.h"
+#include "../gpu/paged_layout.h"
 
 namespace stepwise {
 namespace {
@@ -22,13 +21,9 @@ using bf16 = __nv_bfloat16;
 using emu_testing::random_bf16_values;
 using emu_testing::to_bf16;
 
-struct Sequence {
-  int64_t pos0, rows;
-};
-
 struct EmuCase {
   int64_t H, D, block_size;
-  std::vector<Sequence> seqs;
+  std::vector<PagedSequence> seqs;
   double scale;              // 0: 1/sqrt(D)
   int64_t blocks_per_split;  // >= max_blocks: one split, the kernel writes `out` itself
   int64_t bad_seq = -1;      // this sequence's second block id is set outside the pool for the kernel
@@ -48,27 +43,12 @@ void launch(const PagedAttentionParams<bf16>& p, float scale, int64_t blocks_per
 }
 
 void check_case(const EmuCase& c, uint64_t seed) {
-  const int64_t S = static_cast<int64_t>(c.seqs.size()), H = c.H, D = c.D, bs = c.block_size;
-  std::vector<int64_t> q_start(static_cast<size_t>(S + 1), 0), pos0(static_cast<size_t>(S));
-  int64_t max_blocks = 1, used_blocks = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    const Sequence& q = c.seqs[static_cast<size_t>(s)];
-    q_start[static_cast<size_t>(s + 1)] = q_start[static_cast<size_t>(s)] + q.rows;
-    pos0[static_cast<size_t>(s)] = q.pos0;
-    const int64_t blocks = (q.pos0 + q.rows + bs - 1) / bs;
-    max_blocks = std::max(max_blocks, blocks + 1);  // one spare entry per table, left at -1
-    used_blocks += blocks;
-  }
-  const int64_t N = q_start.back(), num_blocks = used_blocks + 3;  // a few pool blocks nobody uses
-  std::vector<int32_t> pool_order(static_cast<size_t>(num_blocks));
-  std::iota(pool_order.begin(), pool_order.end(), 0);
-  std::shuffle(pool_order.begin(), pool_order.end(), std::mt19937_64(seed));
-  std::vector<int32_t> table(static_cast<size_t>(S * max_blocks), -1);
-  for (int64_t s = 0, next = 0; s < S; ++s) {
-    const Sequence& q = c.seqs[static_cast<size_t>(s)];
-    for (int64_t b = 0; b < (q.pos0 + q.rows + bs - 1) / bs; ++b)
-      table[static_cast<size_t>(s * max_blocks + b)] = pool_order[static_cast<size_t>(next++)];
-  }
+  const int64_t H = c.H, D = c.D, bs = c.block_size;
+  PagedLayout layout = scattered_paged_layout(c.seqs, bs, seed);
+  const int64_t S = layout.S, N = layout.N, max_blocks = layout.max_blocks, num_blocks = layout.num_blocks;
+  const std::vector<int64_t>& q_start = layout.q_start;
+  const std::vector<int64_t>& pos0 = layout.pos0;
+  std::vector<int32_t>& table = layout.table;
   const auto q = random_bf16_values(std::max<int64_t>(N, 1) * H * D, seed + 1, -2.f, 2.f);
   const auto k_pool = random_bf16_values(num_blocks * bs * D, seed + 2, -2.f, 2.f);
   const auto v_pool = random_bf16_values(num_blocks * bs * D, seed + 3, -1.f, 1.f);

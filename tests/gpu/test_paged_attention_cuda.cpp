@@ -5,24 +5,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <numeric>
 #include <random>
 
 #include "cuda/paged_attention.h"
 #include "gpu_testing.h"
+#include "paged_layout.h"
 
 namespace stepwise {
 namespace {
 
 using namespace gpu_testing;
 
-struct Sequence {
-  int64_t pos0, rows;
-};
-
 struct PagedCase {
   int64_t H, D, block_size;
-  std::vector<Sequence> seqs;
+  std::vector<PagedSequence> seqs;
   double scale;
 };
 
@@ -47,27 +43,12 @@ std::vector<PagedCase> cases() {
 
 template <class T>
 void check_case(const PagedCase& c, uint64_t seed) {
-  const int64_t S = static_cast<int64_t>(c.seqs.size()), H = c.H, D = c.D, bs = c.block_size;
-  std::vector<int64_t> q_start(static_cast<size_t>(S + 1), 0), pos0(static_cast<size_t>(S));
-  int64_t max_blocks = 1, used_blocks = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    const Sequence& q = c.seqs[static_cast<size_t>(s)];
-    q_start[static_cast<size_t>(s + 1)] = q_start[static_cast<size_t>(s)] + q.rows;
-    pos0[static_cast<size_t>(s)] = q.pos0;
-    const int64_t blocks = (q.pos0 + q.rows + bs - 1) / bs;
-    max_blocks = std::max(max_blocks, blocks + 1);  // one spare entry per table, left at -1
-    used_blocks += blocks;
-  }
-  const int64_t N = q_start.back(), num_blocks = used_blocks + 3;  // a few pool blocks nobody uses
-  std::vector<int32_t> pool_order(static_cast<size_t>(num_blocks));
-  std::iota(pool_order.begin(), pool_order.end(), 0);
-  std::shuffle(pool_order.begin(), pool_order.end(), std::mt19937_64(seed));
-  std::vector<int32_t> table(static_cast<size_t>(S * max_blocks), -1);
-  for (int64_t s = 0, next = 0; s < S; ++s) {
-    const Sequence& q = c.seqs[static_cast<size_t>(s)];
-    for (int64_t b = 0; b < (q.pos0 + q.rows + bs - 1) / bs; ++b)
-      table[static_cast<size_t>(s * max_blocks + b)] = pool_order[static_cast<size_t>(next++)];
-  }
+  const int64_t H = c.H, D = c.D, bs = c.block_size;
+  PagedLayout layout = scattered_paged_layout(c.seqs, bs, seed);
+  const int64_t S = layout.S, N = layout.N, max_blocks = layout.max_blocks, num_blocks = layout.num_blocks;
+  const std::vector<int64_t>& q_start = layout.q_start;
+  const std::vector<int64_t>& pos0 = layout.pos0;
+  std::vector<int32_t>& table = layout.table;
   const auto q = representable<T>(random_vector(std::max<int64_t>(N, 1) * H * D, seed + 1, -2.f, 2.f));
   const auto k_pool = representable<T>(random_vector(num_blocks * bs * D, seed + 2, -2.f, 2.f));
   const auto v_pool = representable<T>(random_vector(num_blocks * bs * D, seed + 3));
