@@ -258,7 +258,7 @@ void launch_backward(const AttentionParams<T, float>& p, const float* delta, flo
   const int D = static_cast<int>(p.D);
   const size_t dq_bytes = sizeof(float) * (2 * size_t{kRowTile} * D + 2 * size_t{kKeyTile} * kv_stride(D));
   if (p.Tq * p.H > 0) {
-    allow_shared_memory(attention_dq_kernel<T, DC>, dq_bytes, "attention_backward");
+    prepare_launch(attention_dq_kernel<T, DC>, kThreads, dq_bytes, "attention_backward");
     const dim3 dq_grid(static_cast<unsigned>(ceil_div(p.Tq * p.H, kRowTile)), static_cast<unsigned>(p.B));
     attention_dq_kernel<T, DC><<<dq_grid, kThreads, dq_bytes, stream>>>(p, delta, scale);
     STEPWISE_CUDA_LAUNCH_CHECK("attention_dq_kernel");
@@ -266,7 +266,7 @@ void launch_backward(const AttentionParams<T, float>& p, const float* delta, flo
 
   const size_t dkdv_bytes = sizeof(float) * (2 * size_t{kKeyTile} * kv_stride(D) + 2 * size_t{kRowTile} * D +
                                              2 * size_t{kRowTile} * kKeyTile);
-  allow_shared_memory(attention_dkdv_kernel<T, DC>, dkdv_bytes, "attention_backward");
+  prepare_launch(attention_dkdv_kernel<T, DC>, kThreads, dkdv_bytes, "attention_backward");
   const dim3 dkdv_grid(static_cast<unsigned>(ceil_div(p.Tk, kKeyTile)), static_cast<unsigned>(p.B));
   attention_dkdv_kernel<T, DC><<<dkdv_grid, kThreads, dkdv_bytes, stream>>>(p, delta, scale);
   STEPWISE_CUDA_LAUNCH_CHECK("attention_dkdv_kernel");
@@ -286,7 +286,7 @@ void launch_backward_mma(const AttentionParams<bf16, float>& p, float* delta, fl
         p.dout, p.out, delta, rows);
     STEPWISE_CUDA_LAUNCH_CHECK("attention_delta_mma_kernel");
     constexpr size_t bytes = mma::dq_shared_bytes<D>();
-    allow_shared_memory(mma::attention_dq_mma_kernel<D>, bytes, op);
+    prepare_launch(mma::attention_dq_mma_kernel<D>, mma::kThreads, bytes, op);
     const dim3 grid(static_cast<unsigned>(ceil_div(R, mma::kTile)), static_cast<unsigned>(p.B));
     mma::attention_dq_mma_kernel<D><<<grid, mma::kThreads, bytes, stream>>>(p, delta, scale);
     STEPWISE_CUDA_LAUNCH_CHECK("attention_dq_mma_kernel");
@@ -303,7 +303,7 @@ void launch_backward_mma(const AttentionParams<bf16, float>& p, float* delta, fl
     out.part_dv = out.part_dk + kv_elements * plan.chunks;
   }
   constexpr size_t bytes = mma::dkdv_shared_bytes<D>();
-  allow_shared_memory(mma::attention_dkdv_mma_kernel<D>, bytes, op);
+  prepare_launch(mma::attention_dkdv_mma_kernel<D>, mma::kThreads, bytes, op);
   const dim3 grid(static_cast<unsigned>(ceil_div(p.Tk, mma::kTile)), static_cast<unsigned>(plan.chunks),
                   static_cast<unsigned>(p.B));
   mma::attention_dkdv_mma_kernel<D><<<grid, mma::kThreads, bytes, stream>>>(p, delta, scale, out);

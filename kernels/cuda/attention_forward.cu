@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(AttentionPa
 template <class T, int DC>
 void launch_forward(const AttentionParams<T, float>& p, float scale, cudaStream_t stream) {
   const size_t bytes = forward_shared_bytes(static_cast<int>(p.D));
-  allow_shared_memory(attention_forward_kernel<T, DC>, bytes, "attention_forward");
+  prepare_launch(attention_forward_kernel<T, DC>, kThreads, bytes, "attention_forward");
   const dim3 grid(static_cast<unsigned>(ceil_div(p.Tq * p.H, kRowTile)), static_cast<unsigned>(p.B));
   attention_forward_kernel<T, DC><<<grid, kThreads, bytes, stream>>>(p, scale);
   STEPWISE_CUDA_LAUNCH_CHECK("attention_forward_kernel");
@@ -105,7 +105,7 @@ template <int D, int Warps>
 void launch_forward_mma(const AttentionParams<bf16, float>& p, float scale, cudaStream_t stream) {
   namespace mma = attention_forward_mma;
   const size_t bytes = mma::shared_bytes(D, Warps);
-  allow_shared_memory(mma::attention_forward_mma_kernel<D, Warps>, bytes, "attention_forward");
+  prepare_launch(mma::attention_forward_mma_kernel<D, Warps>, Warps * 32, bytes, "attention_forward");
   const int64_t blocks = ceil_div(p.Tq * p.H, mma::rows_per_cta(Warps)) * p.B;
   if (blocks > 0x7fffffff) cpu::kernel_fail("attention_forward", "B * Tq * H = ", p.B * p.Tq * p.H, " is too large");
   mma::attention_forward_mma_kernel<D, Warps>

@@ -29,18 +29,6 @@ inline void require_head_dim(int64_t D, const char* op) {
   if (D < 1 || D > kMaxHeadDim) cpu::kernel_fail(op, "D = ", D, " must be in [1, ", kMaxHeadDim, "] on CUDA");
 }
 
-// Opt-in to more than 48 KiB of dynamic shared memory for `kernel`; throws when the device cannot give `bytes`.
-template <class Kernel>
-void allow_shared_memory(Kernel kernel, size_t bytes, const char* op) {
-  int device = 0, limit = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  if (bytes > static_cast<size_t>(limit))
-    cpu::kernel_fail(op, "needs ", bytes, " bytes of shared memory per block; the device allows ", limit);
-  STEPWISE_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
 // dst[r * D + d] = src row (first_row + r), element d, as float; rows >= row_end give 0. src rows have D elements.
 // Called by the whole CTA.
 template <class T>

@@ -1,8 +1,14 @@
 // Host-side CUDA runtime helpers (see device.h).
 #include "cuda/device.h"
 
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+
+#include "cpu/check.h"
 
 namespace stepwise::cuda {
 
@@ -20,6 +26,25 @@ int multiprocessor_count() {
   STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
   STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
   return count;
+}
+
+int prepare_launch(const void* kernel, int threads, size_t dynamic_smem, const char* op) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, int, size_t>, int> blocks_per_sm;  // (kernel, device, threads, bytes)
+  int device = 0;
+  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(kernel, device, threads, dynamic_smem);
+  if (const auto it = blocks_per_sm.find(key); it != blocks_per_sm.end()) return it->second;
+  int limit = 0;
+  STEPWISE_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (dynamic_smem > static_cast<size_t>(limit))
+    cpu::kernel_fail(op, "needs ", dynamic_smem, " bytes of shared memory per block; the device allows ", limit);
+  STEPWISE_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_smem)));
+  int per_sm = 0;
+  STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, dynamic_smem));
+  return blocks_per_sm.emplace(key, std::max(per_sm, 1)).first->second;
 }
 
 void check(cudaError_t e, const char* what, const char* file, int line) {

@@ -17,6 +17,15 @@ using bf16 = __nv_bfloat16;
 int device_count();
 // Streaming multiprocessors of the current device (sizes grids: persistent kernels, split counts, reductions).
 int multiprocessor_count();
+// Opts `kernel` (a __global__ function) in to `dynamic_smem` bytes of dynamic shared memory on the current device and
+// returns how many of its blocks of `threads` threads fit on one SM (at least 1). Done once per (kernel, device,
+// threads, bytes) and cached, so launchers call it on every launch. Throws std::invalid_argument naming `op` when the
+// device cannot give `dynamic_smem`.
+int prepare_launch(const void* kernel, int threads, size_t dynamic_smem, const char* op);
+template <class Kernel>
+int prepare_launch(Kernel* kernel, int threads, size_t dynamic_smem, const char* op) {
+  return prepare_launch(reinterpret_cast<const void*>(kernel), threads, dynamic_smem, op);
+}
 // Throws std::runtime_error naming `what`, the file:line and CUDA's message when e != cudaSuccess.
 void check(cudaError_t e, const char* what, const char* file, int line);
 #define STEPWISE_CUDA_CHECK(expr) ::stepwise::cuda::check((expr), #expr, __FILE__, __LINE__)

@@ -3,10 +3,6 @@
 // are read from the device offsets inside the kernel (no host synchronisation): a persistent grid walks a tile list
 // every block derives from the offsets (grouped_gemm.cuh). bf16 uses tensor cores (cp.async pipeline, ldmatrix,
 // mma.sync, fp32 accumulation); fp32 uses exact fp32 FMAs on CUDA cores (the check path).
-#include <algorithm>
-#include <map>
-#include <mutex>
-
 #include "cpu/check.h"
 #include "cuda/grouped_gemm.cuh"
 #include "cuda/moe.h"
@@ -28,32 +24,15 @@ bool check_grouped(const GroupedLinearParams<T, float>& p, const char* op) {
   return true;
 }
 
-// Launches the persistent grid: as many blocks as fit on the device at once (no more are useful). The bf16 pipeline
-// needs more than the default 48 KiB of dynamic shared memory: each instantiation opts in once per device for the
-// most any E needs, and its grid size (SMs x blocks per SM at that size) is cached with it, so a launch makes no
-// attribute or occupancy query.
+// Launches the persistent grid: as many blocks as fit on the device at once (no more are useful), sized at the most
+// dynamic shared memory any E needs (the bf16 pipeline needs more than the default 48 KiB; prepare_launch opts in and
+// caches the occupancy per kernel and device).
 template <class T, bool kRowsInK, bool kAKContig, bool kBKContig>
 void launch(const grouped_gemm::Problem& g, cudaStream_t stream) {
   const auto kernel = grouped_gemm::grouped_gemm_kernel<T, kRowsInK, kAKContig, kBKContig>;
   const size_t max_smem = grouped_gemm::shared_bytes<T, kAKContig, kBKContig>(grouped_gemm::kMaxExperts);
-  static std::mutex mutex;
-  static std::map<int, int> grid_of_device;
-  int device = 0;
-  STEPWISE_CUDA_CHECK(cudaGetDevice(&device));
-  int grid = 0;
-  {
-    const std::lock_guard<std::mutex> lock(mutex);
-    auto it = grid_of_device.find(device);
-    if (it == grid_of_device.end()) {
-      STEPWISE_CUDA_CHECK(
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(max_smem)));
-      int per_sm = 0;
-      STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &per_sm, kernel, grouped_gemm::kBlockThreads<T>, max_smem));
-      it = grid_of_device.emplace(device, multiprocessor_count() * std::max(per_sm, 1)).first;
-    }
-    grid = it->second;
-  }
+  const int grid = multiprocessor_count() *
+                   prepare_launch(kernel, grouped_gemm::kBlockThreads<T>, max_smem, "cuda::grouped_linear");
   const size_t smem = grouped_gemm::shared_bytes<T, kAKContig, kBKContig>(g.E);
   kernel<<<grid, grouped_gemm::kBlockThreads<T>, smem, stream>>>(g);
   STEPWISE_CUDA_LAUNCH_CHECK("grouped_gemm_kernel");

@@ -130,7 +130,7 @@ void launch_paged(const PagedAttentionParams<T>& p, float scale, cudaStream_t st
 
   const int D = static_cast<int>(p.D);
   const size_t bytes = sizeof(float) * (size_t{kVectorTile} * D + 2 * size_t{kKeyTile} * kv_stride(D));
-  allow_shared_memory(paged_attention_kernel<T, DC>, bytes, "paged_attention_forward");
+  prepare_launch(paged_attention_kernel<T, DC>, kThreads, bytes, "paged_attention_forward");
   const dim3 grid(static_cast<unsigned>(p.S), static_cast<unsigned>(splits));
   paged_attention_kernel<T, DC><<<grid, kThreads, bytes, stream>>>(p, scale, blocks_per_split, part_ml, part_acc);
   STEPWISE_CUDA_LAUNCH_CHECK("paged_attention_kernel");
@@ -166,10 +166,8 @@ template <int D>
 void launch_paged_mma(const PagedAttentionParams<bf16>& p, float scale, cudaStream_t stream) {
   constexpr size_t bytes = paged_mma::shared_bytes<D>();
   auto* kernel = paged_mma::paged_attention_mma_kernel<D>;
-  allow_shared_memory(kernel, bytes, "paged_attention_forward");
-  int per_sm = 0;
-  STEPWISE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, paged_mma::kThreads, bytes));
-  const int64_t resident = std::max<int64_t>(1, int64_t{per_sm} * multiprocessor_count());
+  const int per_sm = prepare_launch(kernel, paged_mma::kThreads, bytes, "paged_attention_forward");
+  const int64_t resident = int64_t{per_sm} * multiprocessor_count();
   const int64_t blocks_per_split = mma_blocks_per_split(p, resident);
   const int64_t splits = std::max<int64_t>(1, ceil_div(p.max_blocks, blocks_per_split));
   if (splits > 65535) cpu::kernel_fail("paged_attention_forward", splits, " splits exceed the grid limit");
